@@ -1,0 +1,1 @@
+"""BNTT: Batch Normalization Through Time (Kim & Panda, Front. Neurosci. 2021)."""

@@ -1,0 +1,1 @@
+"""DSR: Differentiation on Spike Representation (Meng et al., CVPR 2022)."""

@@ -1,0 +1,1 @@
+"""Noise: single-step SNN training with membrane noise, converted to multi-step."""

@@ -1,0 +1,1 @@
+"""Framework backends: the only modules that know framework version quirks."""

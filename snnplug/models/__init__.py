@@ -1,0 +1,95 @@
+"""Reference architectures shared by the strategies.
+
+``convnet`` builds the same small VGG-style network either as a SpikingJelly multi-step SNN
+(``neuron=`` a factory of spiking modules; input ``[T, B, C, H, W]``, output ``[T, B, classes]``)
+or as an ANN (``activation=`` a factory such as ``nn.ReLU``; input ``[B, C, H, W]``). Same
+layer order and shapes in both, so weights transfer one to one:
+
+    [conv3x3 -> BN -> act] x n, with 2x2 average pooling after each of the first two blocks,
+    flatten -> linear(hidden) -> act -> linear(classes)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+ModuleFactory = Callable[[], nn.Module]
+
+
+def _out_hw(hw: tuple[int, int], n_pools: int) -> tuple[int, int]:
+    h, w = hw
+    for _ in range(n_pools):
+        h, w = h // 2, w // 2
+    return h, w
+
+
+def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFactory | None = None,
+            activation: ModuleFactory | None = None, channels: Sequence[int] = (32, 64),
+            hidden: int = 128, norm: bool = True, norm_factory: Callable[[int], nn.Module] | None = None,
+            pool: str = "avg") -> nn.Sequential:
+    """A small VGG-style net; SNN (``neuron``) or ANN (``activation``), see the module doc."""
+    if (neuron is None) == (activation is None):
+        raise ValueError("convnet needs exactly one of neuron= (SNN) or activation= (ANN)")
+    if len(input_shape) != 3:
+        raise ValueError(f"convnet expects input_shape (C, H, W), got {tuple(input_shape)}")
+    c_in, h, w = (int(v) for v in input_shape)
+    spiking = neuron is not None
+    act = neuron if spiking else activation
+    assert act is not None
+    if spiking:
+        from snnplug.backends.spikingjelly import sj
+
+        L = sj().layer
+        conv = lambda i, o: L.Conv2d(i, o, 3, padding=1, bias=not norm, step_mode="m")  # noqa: E731
+        bn = norm_factory or (lambda c: L.BatchNorm2d(c, step_mode="m"))
+        pool_layer = (lambda: L.AvgPool2d(2, step_mode="m")) if pool == "avg" else (lambda: L.MaxPool2d(2, step_mode="m"))
+        flatten = lambda: L.Flatten(step_mode="m")  # noqa: E731
+        linear = lambda i, o, bias=True: L.Linear(i, o, bias=bias, step_mode="m")  # noqa: E731
+    else:
+        conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=not norm)  # noqa: E731
+        bn = norm_factory or nn.BatchNorm2d
+        pool_layer = (lambda: nn.AvgPool2d(2)) if pool == "avg" else (lambda: nn.MaxPool2d(2))
+        flatten = nn.Flatten
+        linear = lambda i, o, bias=True: nn.Linear(i, o, bias=bias)  # noqa: E731
+
+    layers: list[nn.Module] = []
+    n_pools = 0
+    for i, c in enumerate(channels):
+        layers.append(conv(c_in, c))
+        if norm:
+            layers.append(bn(c))
+        layers.append(act())
+        if i < 2 and min(_out_hw((h, w), n_pools + 1)) >= 1:
+            layers.append(pool_layer())
+            n_pools += 1
+        c_in = c
+    oh, ow = _out_hw((h, w), n_pools)
+    layers += [flatten(), linear(c_in * oh * ow, hidden), act(), linear(hidden, num_classes)]
+    return nn.Sequential(*layers)
+
+
+def mlp(input_size: int, num_classes: int, *, hidden: Sequence[int] = (512,), neuron: ModuleFactory | None = None,
+        activation: ModuleFactory | None = None, pool: int = 1) -> nn.Sequential:
+    """Flatten (optionally ``pool``x``pool`` average pool first) -> [linear -> act]* -> linear."""
+    if (neuron is None) == (activation is None):
+        raise ValueError("mlp needs exactly one of neuron= (SNN) or activation= (ANN)")
+    act = neuron if neuron is not None else activation
+    assert act is not None
+    if neuron is not None:
+        from snnplug.backends.spikingjelly import sj
+
+        L = sj().layer
+        pre = [L.AvgPool2d(pool, step_mode="m")] if pool > 1 else []
+        layers: list[nn.Module] = pre + [L.Flatten(step_mode="m")]
+        linear = lambda i, o: L.Linear(i, o, step_mode="m")  # noqa: E731
+    else:
+        layers = ([nn.AvgPool2d(pool)] if pool > 1 else []) + [nn.Flatten()]
+        linear = nn.Linear
+    size = input_size
+    for h in hidden:
+        layers += [linear(size, h), act()]
+        size = h
+    layers.append(linear(size, num_classes))
+    return nn.Sequential(*layers)

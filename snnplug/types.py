@@ -1,0 +1,85 @@
+"""Frozen, keyword-only registration records returned by the hooks in :mod:`snnplug.hookspecs`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+Factory = Callable[..., Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Registration:
+    """Fields shared by every registration.
+
+    ``name`` is what users type (``snnplug.neuron("dsr-if")``); ``paper`` cites the source;
+    ``summary`` is one line for ``snnplug plugins``. ``distribution`` is filled in by the
+    registry (the installed distribution that provided the entry point).
+    """
+
+    family: ClassVar[str] = ""
+    name: str
+    factory: Factory
+    paper: str
+    summary: str = ""
+    distribution: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or self.name != self.name.strip():
+            raise ValueError(f"{type(self).__name__}.name must be a non-empty string, got {self.name!r}")
+        if not callable(self.factory):
+            raise TypeError(f"{type(self).__name__} {self.name!r}: factory must be callable")
+
+    @property
+    def doc(self) -> str:
+        """The factory's docstring (contract tests require one)."""
+        return (getattr(self.factory, "__doc__", None) or "").strip()
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuronPlugin(_Registration):
+    """A multi-step neuron. ``factory(**kw)`` builds a module mapping ``[T, B, ...]`` to spikes.
+
+    ``replaces`` lists the class names of framework neurons that :func:`snnplug.apply` swaps for
+    this one. ``from_module(old, **kw)``, when given, builds the replacement from the module it
+    replaces (to carry over thresholds, say); otherwise ``factory(**kw)`` is used.
+    """
+
+    family: ClassVar[str] = "neuron"
+    replaces: tuple[str, ...] = ("IFNode", "LIFNode")
+    from_module: Factory | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NormalizerPlugin(_Registration):
+    """A normalizer. ``factory(num_features, **kw)`` builds one standalone;
+    ``from_module(old_bn, **kw)`` builds the replacement for a BatchNorm layer found by
+    :func:`snnplug.apply` (types in ``replaces``; default BatchNorm1d/2d, resolved lazily)."""
+
+    family: ClassVar[str] = "normalizer"
+    from_module: Factory | None = None
+    replaces: tuple[str, ...] = ("BatchNorm1d", "BatchNorm2d")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StrategyPlugin(_Registration):
+    """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategy.Strategy`."""
+
+    family: ClassVar[str] = "strategy"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConverterPlugin(_Registration):
+    """A converter. ``factory(model, **kw)`` returns a multi-step SNN mapping ``[T,B,...]`` to
+    ``[T,B,classes]``."""
+
+    family: ClassVar[str] = "converter"
+
+
+FAMILIES: dict[str, type[_Registration]] = {
+    "neuron": NeuronPlugin,
+    "normalizer": NormalizerPlugin,
+    "strategy": StrategyPlugin,
+    "converter": ConverterPlugin,
+}
