@@ -40,7 +40,7 @@ def normalizer(name: str, *args: Any, **kw: Any) -> Any:
 
 
 def strategy(name: str, **kw: Any) -> Any:
-    """Build the training strategy registered as ``name`` (a :class:`snnplug.strategy.Strategy`)."""
+    """Build the training strategy registered as ``name`` (a :class:`snnplug.strategies.Strategy`)."""
     return get_registry().get("strategy", name).factory(**kw)
 
 

@@ -30,7 +30,7 @@ def snnplug_normalizers() -> Iterable[NormalizerPlugin]:
 
 @hookspec
 def snnplug_training_strategies() -> Iterable[StrategyPlugin]:
-    """Register training strategies (objects following :class:`snnplug.strategy.Strategy`)."""
+    """Register training strategies (objects following :class:`snnplug.strategies.Strategy`)."""
 
 
 @hookspec

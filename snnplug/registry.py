@@ -55,23 +55,25 @@ def _env_names(var: str) -> set[str] | None:
 class Registry:
     """Plugins loaded into one pluggy manager, indexed per family by name."""
 
-    def __init__(self, *, load_entry_points: bool = True) -> None:
+    def __init__(self, *, load_entry_points: bool = True, entry_points: Iterable[Any] | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
         self._dist: dict[str, str] = {}  # plugin name -> distribution
         self._index: dict[str, dict[str, _Registration]] | None = None
         if load_entry_points:
-            self._load_entry_points()
+            self._load_entry_points(entry_points)
 
     # -- loading -------------------------------------------------------------------------
-    def _load_entry_points(self) -> None:
+    def _load_entry_points(self, entry_points: Iterable[Any] | None = None) -> None:
         only = _env_names("SNNPLUG_LOAD_PLUGINS")
         disabled = _env_names("SNNPLUG_DISABLE_PLUGINS") or set()
-        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        eps = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
+        for ep in eps:
             if (only is not None and ep.name not in only) or ep.name in disabled:
                 continue
-            dist = ep.dist.name if ep.dist is not None else "?"
+            d = getattr(ep, "dist", None)
+            dist = d.name if d is not None else "?"
             try:
                 obj = ep.load()
             except Exception as exc:  # a broken plugin must not take the others down

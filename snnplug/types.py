@@ -64,7 +64,7 @@ class NormalizerPlugin(_Registration):
 
 @dataclass(frozen=True, kw_only=True)
 class StrategyPlugin(_Registration):
-    """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategy.Strategy`."""
+    """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategies.Strategy`."""
 
     family: ClassVar[str] = "strategy"
 

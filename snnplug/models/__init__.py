@@ -6,7 +6,7 @@ or as an ANN (``activation=`` a factory such as ``nn.ReLU``; input ``[B, C, H, W
 layer order and shapes in both, so weights transfer one to one:
 
     [conv3x3 -> BN -> act] x n, with 2x2 average pooling after each of the first two blocks,
-    flatten -> linear(hidden) -> act -> linear(classes)
+    flatten -> linear(hidden) -> BN1d -> act -> linear(classes)        (BN only with norm=True)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _out_hw(hw: tuple[int, int], n_pools: int) -> tuple[int, int]:
 def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFactory | None = None,
             activation: ModuleFactory | None = None, channels: Sequence[int] = (32, 64),
             hidden: int = 128, norm: bool = True, norm_factory: Callable[[int], nn.Module] | None = None,
-            pool: str = "avg") -> nn.Sequential:
+            norm1d_factory: Callable[[int], nn.Module] | None = None, pool: str = "avg") -> nn.Sequential:
     """A small VGG-style net; SNN (``neuron``) or ANN (``activation``), see the module doc."""
     if (neuron is None) == (activation is None):
         raise ValueError("convnet needs exactly one of neuron= (SNN) or activation= (ANN)")
@@ -44,12 +44,14 @@ def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFacto
         L = sj().layer
         conv = lambda i, o: L.Conv2d(i, o, 3, padding=1, bias=not norm, step_mode="m")  # noqa: E731
         bn = norm_factory or (lambda c: L.BatchNorm2d(c, step_mode="m"))
+        bn1d = norm1d_factory or (lambda c: L.BatchNorm1d(c, step_mode="m"))
         pool_layer = (lambda: L.AvgPool2d(2, step_mode="m")) if pool == "avg" else (lambda: L.MaxPool2d(2, step_mode="m"))
         flatten = lambda: L.Flatten(step_mode="m")  # noqa: E731
         linear = lambda i, o, bias=True: L.Linear(i, o, bias=bias, step_mode="m")  # noqa: E731
     else:
         conv = lambda i, o: nn.Conv2d(i, o, 3, padding=1, bias=not norm)  # noqa: E731
         bn = norm_factory or nn.BatchNorm2d
+        bn1d = norm1d_factory or nn.BatchNorm1d
         pool_layer = (lambda: nn.AvgPool2d(2)) if pool == "avg" else (lambda: nn.MaxPool2d(2))
         flatten = nn.Flatten
         linear = lambda i, o, bias=True: nn.Linear(i, o, bias=bias)  # noqa: E731
@@ -66,7 +68,10 @@ def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFacto
             n_pools += 1
         c_in = c
     oh, ow = _out_hw((h, w), n_pools)
-    layers += [flatten(), linear(c_in * oh * ow, hidden), act(), linear(hidden, num_classes)]
+    layers += [flatten(), linear(c_in * oh * ow, hidden, bias=not norm)]
+    if norm:
+        layers.append(bn1d(hidden))
+    layers += [act(), linear(hidden, num_classes)]
     return nn.Sequential(*layers)
 
 

@@ -1,0 +1,254 @@
+"""The ``snnplug`` command.
+
+    snnplug plugins [--json]
+    snnplug train --strategy dsr [--dataset digits] [--T 20] [--epochs 5] [--out runs/dsr] [--resume]
+    snnplug evaluate --checkpoint runs/dsr/checkpoint.pt [--T 1,5,20]
+    snnplug convert --method opi --checkpoint runs/opi-ann/checkpoint.pt --T 16
+    snnplug compare [...]      (same model in snnTorch and SpikingJelly)
+    snnplug run [...]          (every installed method on one dataset, tables and plots)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from snnplug.errors import SnnplugError
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not vals or min(vals) < 1:
+        raise argparse.ArgumentTypeError(f"time steps must be positive integers, got {text!r}")
+    return vals
+
+
+def _kv(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
+    k, v = text.split("=", 1)
+    try:
+        return k, json.loads(v)
+    except json.JSONDecodeError:
+        return k, v
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _print_table(title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in headers:
+        t.add_column(h)
+    for r in rows:
+        t.add_row(*[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r])
+    _console().print(t)
+
+
+# -- plugins ---------------------------------------------------------------------------------
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from snnplug.registry import get_registry, list_plugins
+
+    rows = list_plugins()
+    failures = [f.__dict__ for f in get_registry().failures]
+    if args.json:
+        print(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        return 0
+    _print_table("snnplug plugins", ["family", "name", "distribution", "summary"],
+                 [[r["family"], r["name"], r["distribution"], r["summary"]] for r in rows])
+    for f in failures:
+        print(f"failed: {f['plugin']} ({f['distribution']}) at {f['stage']}: {f['error']}", file=sys.stderr)
+    return 0
+
+
+# -- train / evaluate / convert -----------------------------------------------------------
+def _strategy_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw = dict(args.set or [])
+    if args.T is not None:
+        kw["T"] = args.T
+    return kw
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    import snnplug
+    from snnplug.data import load_dataset
+    from snnplug.engine import TrainConfig, train
+    from snnplug.engine.seed import seed_everything
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    strategy = snnplug.strategy(args.strategy, **_strategy_kwargs(args))
+    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=getattr(strategy, "T", None))
+    seed_everything(args.seed)
+    model = strategy.build_model(bundle.input_shape, bundle.num_classes)
+    out = Path(args.out or f"runs/{args.strategy}")
+    epochs = args.epochs if args.epochs is not None else strategy.default_epochs
+    cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      device=args.device, eval_T=args.eval_T, out_dir=out, resume=args.resume,
+                      checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+    if args.distributed:
+        from snnplug.engine.distributed import train_distributed
+
+        result = train_distributed(strategy, model, bundle, cfg)
+    else:
+        result = train(strategy, model, bundle, cfg)
+    rows = [[h["epoch"], h["train_loss"], h["train_acc"],
+             ", ".join(f"T={t}: {a:.4f}" for t, a in h["test_acc"].items()), h["train_seconds"]]
+            for h in result.history]
+    _print_table(f"{args.strategy} on {bundle.name}", ["epoch", "loss", "train acc", "test acc", "seconds"], rows)
+    print(f"checkpoint: {out / 'checkpoint.pt'}")
+    return 0
+
+
+def _load_trained(checkpoint: str) -> tuple[Any, Any, Any, dict[str, Any]]:
+    import snnplug
+    from snnplug.engine import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    strategy = snnplug.strategy(state["strategy"], **state["strategy_config"])
+    ds = state["dataset"]
+    model = strategy.build_model(tuple(ds["input_shape"]), ds["num_classes"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    return strategy, model, state, ds
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from snnplug.data import load_dataset, make_loaders
+    from snnplug.engine import evaluate
+
+    strategy, model, state, ds = _load_trained(args.checkpoint)
+    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit)
+    strategy.frames_input = bundle.frames
+    _, test = make_loaders(bundle)
+    accs = evaluate(strategy, model, test, args.T, args.device)
+    _print_table(f"{state['strategy']} on {bundle.name}", ["T", "accuracy"], [[t, a] for t, a in accs.items()])
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    import torch
+
+    import snnplug
+    from snnplug.data import load_dataset, make_loaders
+
+    _, model, state, ds = _load_trained(args.checkpoint)
+    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit)
+    train_loader, test_loader = make_loaders(bundle, batch_size=256, seed=args.seed)
+    kw = dict(args.set or [])
+    T = max(args.T)
+    snn = snnplug.convert(model, args.method, T=T, calibration=train_loader, **kw)
+    from snnplug.backends.spikingjelly import reset
+    from snnplug.data.encoders import direct
+
+    correct = torch.zeros(T)
+    total = 0
+    with torch.no_grad():
+        for x, y in test_loader:
+            reset(snn)
+            out = snn(direct(x, T))
+            cum = out.cumsum(0)  # argmax of the cumulative sum = argmax of the running mean
+            correct += (cum.argmax(-1) == y.unsqueeze(0)).float().sum(1)
+            total += len(y)
+    accs = {t: float(correct[t - 1]) / total for t in sorted(set(args.T))}
+    _print_table(f"{args.method}: {state['strategy']} -> SNN on {bundle.name}", ["T", "accuracy"],
+                 [[t, a] for t, a in accs.items()])
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(snn.state_dict(), out / "snn_state_dict.pt")
+        (out / "convert.json").write_text(json.dumps({"method": args.method, "accuracy": accs}, indent=2))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from snnplug import compare as cmp
+
+    return cmp.main(args.rest)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from snnplug import run as run_mod
+
+    return run_mod.main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snnplug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("plugins", help="list installed plugins")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_plugins)
+
+    def data_args(q: argparse.ArgumentParser, default: str | None = "digits") -> None:
+        q.add_argument("--dataset", default=default, help="digits | fashion-mnist | mnist-idx | FOLDER | torchvision:NAME | tonic:NAME")
+        q.add_argument("--data-root", default=None, help="folder holding the dataset files")
+        q.add_argument("--limit", type=int, default=None, help="use only this many training samples")
+        q.add_argument("--device", default="cpu")
+
+    sp = sub.add_parser("train", help="train a model with a strategy plugin")
+    sp.add_argument("--strategy", required=True)
+    data_args(sp)
+    sp.add_argument("--T", type=int, default=None, help="time steps (default: the strategy's)")
+    sp.add_argument("--epochs", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=64)
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--eval-T", type=_ints, default=None, help="comma-separated T values to evaluate")
+    sp.add_argument("--out", default=None, help="checkpoint folder (default runs/<strategy>)")
+    sp.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
+    sp.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("--distributed", action="store_true", help="run under torchrun (DDP, gloo on CPU)")
+    sp.add_argument("--set", type=_kv, action="append", help="strategy option key=value (repeatable)")
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("evaluate", help="accuracy of a checkpoint at several T")
+    sp.add_argument("--checkpoint", required=True)
+    data_args(sp, default=None)
+    sp.add_argument("--T", type=_ints, default=None)
+    sp.set_defaults(func=cmd_evaluate)
+
+    sp = sub.add_parser("convert", help="convert a trained checkpoint into a multi-step SNN")
+    sp.add_argument("--method", required=True)
+    sp.add_argument("--checkpoint", required=True)
+    data_args(sp, default=None)
+    sp.add_argument("--T", type=_ints, default=[16], help="comma-separated T values (the largest is simulated)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", default=None)
+    sp.add_argument("--set", type=_kv, action="append", help="converter option key=value (repeatable)")
+    sp.set_defaults(func=cmd_convert)
+
+    for name, func, hlp in (("compare", cmd_compare, "same model in snnTorch and SpikingJelly"),
+                            ("run", cmd_run, "train/convert every method on a dataset, tables and plots")):
+        sp = sub.add_parser(name, help=hlp, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        sp.set_defaults(func=func)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SnnplugError as exc:
+        print(f"snnplug: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

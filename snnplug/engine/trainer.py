@@ -1,0 +1,185 @@
+"""The generic training loop every strategy plugin uses.
+
+Each epoch: seeded shuffling, a progress bar, ``strategy.loss`` + backward + step; evaluation
+of accuracy at several T; an atomic checkpoint (model, optimizer, scheduler, RNG states,
+history). Checkpoints can also be written every ``checkpoint_every`` steps; ``resume=True``
+continues from the last one, replaying the epoch's shuffle and skipping the batches already
+done, so an interrupted CPU run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from snnplug.data import DatasetBundle
+from snnplug.engine.checkpoint import load_checkpoint, save_checkpoint
+from snnplug.engine.seed import seed_everything
+from snnplug.errors import CheckpointError
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 1
+    batch_size: int = 64
+    lr: float | None = None  # None: the strategy's default
+    seed: int = 0
+    device: str = "cpu"
+    eval_T: Sequence[int] | None = None  # None: the strategy's T
+    out_dir: str | Path | None = None  # checkpoint folder (None: no checkpoints)
+    resume: bool = False
+    checkpoint_every: int = 0  # steps; 0: once per epoch
+    progress: bool = True
+    max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.history[-1] if self.history else {}
+
+
+def _to(x: torch.Tensor, device: str) -> torch.Tensor:
+    return x.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(strategy: Any, model: nn.Module, loader: Any, Ts: Sequence[int] | None = None,
+             device: str = "cpu") -> dict[int, float]:
+    """Accuracy at each T in ``Ts`` (default: the strategy's T)."""
+    Ts = list(Ts) if Ts else [getattr(strategy, "T", 1)]
+    was_training = model.training
+    model.eval()
+    correct = {t: 0 for t in Ts}
+    total = 0
+    for x, y in loader:
+        x, y = _to(x, device), _to(y, device)
+        for t in Ts:
+            correct[t] += int((strategy.predict(model, x, T=t).argmax(-1) == y).sum())
+        total += len(y)
+    model.train(was_training)
+    return {t: correct[t] / max(1, total) for t in Ts}
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig) -> TrainResult:
+    """Train ``model`` with ``strategy`` on ``bundle``; see the module docstring.
+
+    Build the model after ``seed_everything(cfg.seed)`` for reproducible initial weights.
+    """
+    from torch.utils.data import DataLoader
+
+    gen = seed_everything(cfg.seed)
+    model.to(cfg.device)
+    strategy.frames_input = bundle.frames
+    train_loader = DataLoader(bundle.train, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    test_loader = DataLoader(bundle.test, batch_size=256, shuffle=False)
+    opt, sched = strategy.make_optimizer(model, cfg.epochs, len(train_loader), cfg.lr)
+
+    ckpt_path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
+    history: list[dict[str, Any]] = []
+    start_epoch, skip_steps, global_step = 0, 0, 0
+    elapsed = 0.0
+    if cfg.resume:
+        if ckpt_path is None:
+            raise CheckpointError("resume needs an output folder holding checkpoint.pt")
+        if ckpt_path.exists():
+            state = load_checkpoint(ckpt_path, strategy=strategy.name)
+            if state["strategy_config"] != strategy.config():
+                raise CheckpointError(
+                    f"{ckpt_path} was trained with {state['strategy_config']}, not {strategy.config()}; "
+                    f"resume with the same options or use another output folder"
+                )
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if sched is not None and state.get("scheduler") is not None:
+                sched.load_state_dict(state["scheduler"])
+            start_epoch, skip_steps = state["epoch"], state.get("step_in_epoch", 0)
+            global_step = state.get("global_step", 0)
+            history = list(state.get("history", []))
+            elapsed = float(state.get("train_seconds", 0.0))
+            torch.set_rng_state(state["rng"]["torch"])
+
+    def checkpoint(epoch: int, step_in_epoch: int) -> None:
+        if ckpt_path is None:
+            return
+        save_checkpoint(ckpt_path, {
+            "strategy": strategy.name, "strategy_config": strategy.config(),
+            "dataset": {"name": bundle.name, "input_shape": list(bundle.input_shape),
+                        "num_classes": bundle.num_classes, "frames": bundle.frames},
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched is not None else None,
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+            "rng": {"torch": torch.get_rng_state()},
+            "history": history, "train_seconds": elapsed,
+        })
+
+    progress = None
+    if cfg.progress:
+        from tqdm.auto import tqdm as progress
+    stop = False
+    for epoch in range(start_epoch, cfg.epochs):
+        # the shuffle depends on (seed, epoch) only, so a resumed run replays it exactly
+        gen.manual_seed(cfg.seed * 100003 + epoch)
+        model.train()
+        t0 = time.perf_counter()
+        seen, correct, loss_sum = 0, 0, 0.0
+        batches = enumerate(train_loader)
+        if progress is not None:
+            batches = progress(batches, total=len(train_loader), desc=f"{strategy.name} epoch {epoch + 1}/{cfg.epochs}",
+                               leave=False)
+        for step, (x, y) in batches:
+            if step < skip_steps:
+                continue
+            x, y = _to(x, cfg.device), _to(y, cfg.device)
+            loss, logits = strategy.loss(model, x, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
+                                         f"lower the learning rate (--lr)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            global_step += 1
+            seen += len(y)
+            correct += int((logits.detach().argmax(-1) == y).sum())
+            loss_sum += float(loss.detach()) * len(y)
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                checkpoint(epoch, step + 1)
+            if cfg.max_steps is not None and global_step >= cfg.max_steps:
+                stop = step + 1 < len(train_loader)  # interrupted inside the epoch
+                break
+        if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
+            elapsed += time.perf_counter() - t0
+            checkpoint(epoch, step + 1)
+            break
+        skip_steps = 0
+        elapsed += time.perf_counter() - t0
+        accs = evaluate(strategy, model, test_loader, cfg.eval_T, cfg.device)
+        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
+                        "train_acc": correct / max(1, seen),
+                        "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed})
+        checkpoint(epoch + 1, 0)
+        if cfg.max_steps is not None and global_step >= cfg.max_steps:
+            break
+    return TrainResult(model=model, history=history, train_seconds=elapsed, peak_memory_mb=_peak_rss_mb())

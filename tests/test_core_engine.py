@@ -1,0 +1,104 @@
+"""Trainer, checkpoints and metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from spikingjelly.activation_based import layer
+from torch import nn
+
+import snnplug
+from snnplug.data import load_dataset
+from snnplug.engine import TrainConfig, load_checkpoint, save_checkpoint, train
+from snnplug.engine.seed import seed_everything
+from snnplug.engine.metrics import E_AC_PJ, E_MAC_PJ, ann_energy_uj_per_sample, record_spikes
+from snnplug.errors import CheckpointError
+
+
+def _run(out, epochs, **kw):
+    """bptt on 256 digits (4 steps per epoch); the model is built after seeding, as the CLI does."""
+    s = snnplug.strategy("bptt", T=2)
+    b = load_dataset("digits", limit=256)
+    seed_everything(3)
+    m = s.build_model(b.input_shape, b.num_classes)
+    return train(s, m, b, TrainConfig(epochs=epochs, batch_size=64, out_dir=out, progress=False, seed=3, **kw))
+
+
+def _same_weights(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_after_an_epoch_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    full = _run(tmp_path / "full", 2)
+    _run(tmp_path / "cut", 2, max_steps=4)  # "killed" right after epoch 1's checkpoint
+    assert load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["epoch"] == 1
+    resumed = _run(tmp_path / "cut", 2, resume=True)
+    assert _same_weights(full.model, resumed.model)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_resume_mid_epoch_replays_the_shuffle(tmp_path):
+    full = _run(tmp_path / "full", 2)
+    _run(tmp_path / "cut", 2, checkpoint_every=2, max_steps=6)  # killed inside epoch 2
+    state = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 2, 6)
+    resumed = _run(tmp_path / "cut", 2, resume=True)
+    assert _same_weights(full.model, resumed.model)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "torn.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match="corrupt, truncated"):
+        load_checkpoint(tmp_path / "torn.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an snnplug checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"format": "snnplug-checkpoint/1", "evil": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot be read safely"):
+        load_checkpoint(tmp_path / "evil.pt")
+    save_checkpoint(tmp_path / "ok.pt", {"strategy": "bptt", "strategy_config": {}, "model": {}, "epoch": 0})
+    with pytest.raises(CheckpointError, match="written by strategy 'bptt', not 'dsr'"):
+        load_checkpoint(tmp_path / "ok.pt", strategy="dsr")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+
+
+def test_resume_with_other_options_is_refused(tmp_path):
+    _run(tmp_path / "a", 1)
+    s = snnplug.strategy("bptt", T=3)
+    b = load_dataset("digits", limit=64)
+    with pytest.raises(CheckpointError, match="resume with the same options"):
+        train(s, s.build_model(b.input_shape, b.num_classes), b,
+              TrainConfig(epochs=2, out_dir=tmp_path / "a", resume=True, progress=False))
+
+
+class _Spiker(nn.Module):
+    snnplug_spiking = True
+
+    def forward(self, x):
+        return (x > 0.5).float()
+
+
+def test_energy_counts_macs_for_real_inputs_and_acs_for_spikes():
+    """Hand-computed: fc1 4->3 fed real values (T=2, B=1): 2*3*4 MACs; its spikes feed fc2 3->2."""
+    fc1, fc2 = layer.Linear(4, 3, bias=False, step_mode="m"), layer.Linear(3, 2, bias=False, step_mode="m")
+    with torch.no_grad():
+        fc1.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 0]]))
+    net = nn.Sequential(fc1, _Spiker(), fc2)
+    x = torch.tensor([[[0.9, 0.2, 0.3, 0.1]], [[0.9, 0.8, 0.3, 0.1]]])  # [T=2, B=1, 4]
+    with record_spikes(net, batch=1) as rep:
+        net(x)
+    # spikes: t0 -> [1,0,0], t1 -> [1,1,0]: 3 spikes of 6 outputs
+    assert rep.spike_rates() == {"1": 0.5}
+    assert rep.spikes_per_sample() == 3
+    expected_pj = (2 * 3 * 4) * E_MAC_PJ + (2 * 2 * 3) * 0.5 * E_AC_PJ
+    assert rep.energy_uj_per_sample() == pytest.approx(expected_pj / 1e6)
+    ann = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert ann_energy_uj_per_sample(ann, torch.rand(5, 4)) == pytest.approx((12 + 6) * E_MAC_PJ / 1e6)
