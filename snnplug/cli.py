@@ -241,8 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_PASSTHROUGH = {"compare": cmd_compare, "run": cmd_run}  # these parse their own options
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in _PASSTHROUGH:
+        args = argparse.Namespace(rest=argv[1:], func=_PASSTHROUGH[argv[0]])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SnnplugError as exc:

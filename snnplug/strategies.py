@@ -127,6 +127,18 @@ class Strategy:
         """Logits ``[B, C]`` at ``T`` steps (default: the strategy's T)."""
         return self.forward(model, x, T)
 
+    def inference_model(self, model: nn.Module) -> nn.Module:
+        """The module that actually spikes at inference (for spike and energy metrics).
+
+        Default: ``model`` itself. Strategies that train an ANN and convert it return the SNN.
+        """
+        return model
+
+    def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
+        """Method-specific series for ``snnplug run``'s plots, computed on a test batch ``(x, y)``:
+        ``{plot title: {line label: values over t}}``. Default: none."""
+        return {}
+
     def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Logits after every step ``t = 1..T`` from one simulation: ``[T, B, C]``.
 

@@ -1,0 +1,1 @@
+"""Example third-party snnplug plugin (template)."""
