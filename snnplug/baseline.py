@@ -26,14 +26,17 @@ class BPTTStrategy(Strategy):
     name = "bptt"
     default_epochs = 10
 
-    def __init__(self, *, T: int = 4, neuron: str = "lif", tau: float = 2.0, lr: float = 1e-3) -> None:
+    def __init__(self, *, T: int = 4, neuron: str = "lif", tau: float = 2.0, lr: float = 1e-3,
+                 norm: bool = True) -> None:
         super().__init__(T=T)
         if neuron not in ("lif", "if"):
             raise ValueError(f"bptt neuron must be 'lif' or 'if', got {neuron!r}")
-        self.neuron, self.tau, self.lr = neuron, float(tau), float(lr)
+        if not isinstance(norm, bool):
+            raise TypeError(f"norm must be True or False, got {norm!r}")
+        self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), float(lr), norm
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "neuron": self.neuron, "tau": self.tau, "lr": self.lr}
+        return {"T": self.T, "neuron": self.neuron, "tau": self.tau, "lr": self.lr, "norm": self.norm}
 
     def make_neuron(self) -> nn.Module:
         from snnplug.backends.spikingjelly import sj
@@ -47,7 +50,7 @@ class BPTTStrategy(Strategy):
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         from snnplug.models import convnet
 
-        return convnet(input_shape, num_classes, neuron=self.make_neuron)
+        return convnet(input_shape, num_classes, neuron=self.make_neuron, norm=self.norm)
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(name="adam", lr=self.lr, schedule="cosine")

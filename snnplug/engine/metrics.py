@@ -4,8 +4,10 @@ Energy model (Horowitz 2014, 45 nm CMOS, 32-bit float; used by BNTT, Kim & Panda
 a multiply-accumulate costs ``E_MAC = 4.6 pJ``, an accumulate ``E_AC = 0.9 pJ``. An ANN layer
 costs ``MACs * E_MAC``. In an SNN a layer whose input is spikes (binary up to a constant
 amplitude) performs one accumulate per input spike and fan-out connection:
-``ACs = MACs * r_in * T`` with ``r_in`` the fraction of non-zero inputs; a layer fed real
-values (direct input into the first layer) costs ``MACs * T * E_MAC``.
+``ACs = MACs * r_in * T`` with ``r_in`` the fraction of non-zero inputs. Every synaptic layer
+after the first is fed by spiking neurons (possibly through average pooling, which folds into
+the weights), so it is counted as event-driven; the first one is counted as dense
+(``MACs * T * E_MAC``) unless its input is itself spikes (Poisson encoding).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def record_spikes(model: nn.Module, batch: int) -> Iterator[SpikeReport]:
 
     rep = SpikeReport(batch=batch)
     handles = []
+    seen_synapse: list[str] = []  # the first synaptic layer called (it receives the encoded input)
 
     def neuron_hook(name: str):
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
@@ -101,7 +104,10 @@ def record_spikes(model: nn.Module, batch: int) -> Iterator[SpikeReport]:
             st = rep.layers.setdefault(name, LayerStats(name, "synapse"))
             macs = _macs(mod, out)
             st.macs += macs
-            if _is_spike_tensor(x):
+            first = not seen_synapse or seen_synapse[0] == name
+            if not seen_synapse:
+                seen_synapse.append(name)
+            if not first or _is_spike_tensor(x):
                 rate = float((x != 0).float().mean())
                 st.acs += macs * rate
             else:

@@ -73,6 +73,12 @@ def evaluate(strategy: Any, model: nn.Module, loader: Any, Ts: Sequence[int] | N
     return {t: correct[t] / max(1, total) for t in Ts}
 
 
+def dist_rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank()
+
+
 def _peak_rss_mb() -> float:
     import resource
 
@@ -86,6 +92,10 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
     """
     from torch.utils.data import DataLoader
 
+    from snnplug.engine import distributed as ddp
+
+    distributed = ddp.active()
+    rank = dist_rank() if distributed else 0
     gen = seed_everything(cfg.seed)
     model.to(cfg.device)
     strategy.frames_input = bundle.frames
@@ -118,7 +128,7 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             torch.set_rng_state(state["rng"]["torch"])
 
     def checkpoint(epoch: int, step_in_epoch: int) -> None:
-        if ckpt_path is None:
+        if ckpt_path is None or rank != 0:
             return
         save_checkpoint(ckpt_path, {
             "strategy": strategy.name, "strategy_config": strategy.config(),
@@ -149,13 +159,22 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             if step < skip_steps:
                 continue
             x, y = _to(x, cfg.device), _to(y, cfg.device)
+            n_global = len(y)
+            if distributed:
+                x, y = ddp.shard(x, y)
             loss, logits = strategy.loss(model, x, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
                                          f"lower the learning rate (--lr)")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if distributed:  # weight so that averaging over ranks gives the global batch mean
+                (loss * ddp.weight_of_shard(len(y), n_global)).backward()
+                ddp.average_gradients(model)
+            else:
+                loss.backward()
             opt.step()
+            if distributed:
+                ddp.average_buffers(model)
             if sched is not None:
                 sched.step()
             global_step += 1
