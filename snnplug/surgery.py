@@ -43,7 +43,10 @@ def _build(plugin: NeuronPlugin | NormalizerPlugin, old: nn.Module, kw: dict[str
 
 
 def _matches_neuron(m: nn.Module, plugin: NeuronPlugin) -> bool:
-    return type(m).__name__ in plugin.replaces and sjb.is_spiking_neuron(m)
+    """By class name, or by ``snnplug_replaces_as`` for adapter nodes standing in for a stock
+    neuron (e.g. the snnTorch ``Leaky`` node answers to ``"LIFNode"``)."""
+    name = getattr(m, "snnplug_replaces_as", type(m).__name__)
+    return name in plugin.replaces and sjb.is_spiking_neuron(m)
 
 
 def _matches_normalizer(m: nn.Module, plugin: NormalizerPlugin) -> bool:

@@ -101,44 +101,77 @@ def synaptic_step(x: torch.Tensor, syn: torch.Tensor, m: torch.Tensor, a: torch.
 
 
 # -- whole sequence, hand-written BPTT ------------------------------------------------------
+#
+# The forward loop writes into preallocated [T, ...] buffers with ``out=`` operations. It is
+# bit-identical to the step above: ``m1 > thr`` is the same predicate as ``m1 - thr > 0`` for
+# IEEE floats, and every product with the reset flag r (or with s/g - r) is exact because the
+# flag is -1, 0 or 1, so ``addcmul`` (fused or not) rounds exactly as snnTorch's two operations.
+# ``s/g - r`` equals ``H - r`` for any finite non-zero g (g/g == 1 in IEEE arithmetic).
 
 def _reduce(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Sum a ``[T, B, ...]`` gradient down to the shape of a broadcast parameter."""
     return grad.sum(0).sum_to_size(like.shape) if like.dim() else grad.sum()
 
 
-def _shift_prev(first: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
-    """``[first, seq[0], ..., seq[T-2]]``: the state each step starts from."""
-    return torch.cat((first.unsqueeze(0), seq[:-1]), 0)
+def _fire(m1: torch.Tensor, thr: torch.Tensor, g: torch.Tensor, g_is_one: bool, sig_t: torch.Tensor,
+          s_t: torch.Tensor) -> None:
+    torch.gt(m1, thr, out=sig_t)
+    if not g_is_one:
+        torch.mul(sig_t, g, out=s_t)
 
 
-def _forward_common(dyn: Dynamics, m1: torch.Tensor, r: torch.Tensor, thr: torch.Tensor, g: torch.Tensor,
-                    g_is_one: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fire and (for immediate resets) reset: returns ``(s, m_out)``; same ops as snnTorch."""
-    sig = heaviside(m1 - thr)
-    s = sig if g_is_one else sig * g
-    if dyn.immediate:
-        do = (s if g_is_one else s / g) - r
-        m1 = m1 - do * thr if dyn.reset == "subtract" else m1 - do * m1
-    return s, m1
+def _immediate_reset(dyn: Dynamics, m1: torch.Tensor, sig_t: torch.Tensor, r: torch.Tensor, thr: torch.Tensor,
+                     m_out: torch.Tensor) -> None:
+    do = sig_t - r
+    if dyn.reset == "subtract":
+        torch.addcmul(m1, do, thr, value=-1, out=m_out)
+    else:
+        torch.addcmul(m1, do, m1, value=-1, out=m_out)
 
 
-def _backward_terms(dyn: Dynamics, sur: Surrogate, m1: torch.Tensor, r: torch.Tensor, thr: torch.Tensor,
-                    g: torch.Tensor, gs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``e = dL/ds * g * sg``, the factor ``A`` (None means 1) and ``H(m1 - thr)`` for all steps."""
-    u = m1 - thr
-    sg = sur.grad(u)
-    sig = heaviside(u).to(m1.dtype)
-    e = gs * g * sg
+class _Buffers:
+    """Preallocated sequences for one forward pass."""
+
+    def __init__(self, x_seq: torch.Tensor, dyn: Dynamics, g_is_one: bool, synaptic: bool) -> None:
+        self.m1 = torch.empty_like(x_seq)
+        self.sig = torch.empty_like(x_seq)
+        self.s = self.sig if g_is_one else torch.empty_like(x_seq)
+        self.m = torch.empty_like(x_seq) if dyn.immediate else self.m1
+        self.r = torch.empty_like(x_seq) if dyn.immediate else None
+        self.syn = torch.empty_like(x_seq) if synaptic else None
+
+
+def _next_reset(buf: _Buffers, t: int, m: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """Immediate resets: the flag ``H(m[t] - thr)`` for step t+1, written into ``buf.r[t+1]``."""
+    assert buf.r is not None
+    if t + 1 < buf.r.shape[0]:
+        torch.gt(m, thr, out=buf.r[t + 1])
+        return buf.r[t + 1]
+    return buf.r[t]  # unused
+
+
+def _resets(dyn: Dynamics, r0: torch.Tensor, sig: torch.Tensor, r_seq: torch.Tensor | None) -> torch.Tensor:
+    """The reset flag used at every step: ``H(m[t-1] - thr)``."""
+    if r_seq is not None:
+        return r_seq
+    return torch.cat((r0.unsqueeze(0), sig[:-1]), 0)
+
+
+def _grad_terms(dyn: Dynamics, sur: Surrogate, m1: torch.Tensor, sig: torch.Tensor, r: torch.Tensor,
+                thr: torch.Tensor, g: torch.Tensor, g_is_one: bool, gs: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``e = dL/ds * g * sg`` and the factor ``A`` (None means 1) for all steps."""
+    sg = sur.grad(m1 - thr)
+    e = torch.zeros_like(m1) if gs is None else (gs * sg if g_is_one else gs * g * sg)
     A = None
     if dyn.immediate:
         A = 1 - thr * sg if dyn.reset == "subtract" else 1 - (sig - r) - m1 * sg
-    return e, A, sig
+    return e, A
 
 
-def _thr_grad(dyn: Dynamics, e: torch.Tensor, g_m1: torch.Tensor, gmo: torch.Tensor | None, r: torch.Tensor,
-              sig: torch.Tensor, m1: torch.Tensor, thr: torch.Tensor, sur: Surrogate) -> torch.Tensor:
-    """``dL/dthr`` per element and step (before reduction)."""
+def _thr_grad(dyn: Dynamics, sur: Surrogate, e: torch.Tensor, g_m1: torch.Tensor, gmo: torch.Tensor | None,
+              r: torch.Tensor, sig: torch.Tensor, m1: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
+    """``dL/dthr`` per element and step (before reduction); ``gmo`` is ``dL/dm[t]``."""
     out = -e
     if dyn.reset == "subtract":
         out = out - g_m1 * r
@@ -151,6 +184,15 @@ def _thr_grad(dyn: Dynamics, e: torch.Tensor, g_m1: torch.Tensor, gmo: torch.Ten
     return out
 
 
+def _scan(E: torch.Tensor, C: torch.Tensor, per_step: bool) -> torch.Tensor:
+    """``y[T-1] = E[T-1]``, ``y[t] = E[t] + C[t] * y[t+1]`` (``per_step``) or ``E[t] + C * y[t+1]``."""
+    y = torch.empty_like(E)
+    y[-1] = E[-1]
+    for t in range(E.shape[0] - 2, -1, -1):
+        torch.addcmul(E[t], C[t] if per_step else C, y[t + 1], out=y[t])
+    return y
+
+
 class LeakySeq(torch.autograd.Function):
     """All ``T`` steps of ``Leaky``: ``(x_seq, m0, b, thr, g) -> (s_seq, m_seq)``."""
 
@@ -158,67 +200,65 @@ class LeakySeq(torch.autograd.Function):
     def forward(ctx: Any, x_seq: torch.Tensor, m0: torch.Tensor, b: torch.Tensor, thr: torch.Tensor,  # type: ignore[override]
                 g: torch.Tensor, dyn: Dynamics, sur: Surrogate, g_is_one: bool
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        steps = x_seq.shape[0]
-        s_out, m1_out, m_out = [], [], []
-        m = m0
-        r = heaviside(m - thr)
-        for t in range(steps):
-            if dyn.reset == "zero":
-                m = (1 - r) * m
-            m1 = b * m + x_seq[t]
+        buf = _Buffers(x_seq, dyn, g_is_one, synaptic=False)
+        r0 = heaviside(m0 - thr).to(x_seq.dtype)
+        if buf.r is not None:
+            buf.r[0] = r0
+        r, m = r0, m0
+        for t in range(x_seq.shape[0]):
+            m1 = buf.m1[t]
+            mz = (1 - r) * m if dyn.reset == "zero" else m
+            torch.mul(b, mz, out=m1)
+            m1.add_(x_seq[t])
             if dyn.reset == "subtract":
-                m1 = m1 - r * thr
-            s, m = _forward_common(dyn, m1, r, thr, g, g_is_one)
-            s_out.append(s)
-            m1_out.append(m1)
-            m_out.append(m)
+                m1.addcmul_(r, thr, value=-1)
+            _fire(m1, thr, g, g_is_one, buf.sig[t], buf.s[t])
             if dyn.immediate:
-                r = heaviside(m - thr)
-            else:  # the state is m1: H(m1 - thr) was just computed as the spike
-                r = s if g_is_one else heaviside(m1 - thr)
-        s_seq = torch.stack(s_out)
-        m1_seq = torch.stack(m1_out)
-        m_seq = torch.stack(m_out) if dyn.immediate else m1_seq
-        ctx.save_for_backward(m0, m1_seq, m_seq, b, thr, g)
-        ctx.dyn, ctx.sur = dyn, sur
-        return s_seq, m_seq
+                _immediate_reset(dyn, m1, buf.sig[t], r, thr, buf.m[t])
+                m = buf.m[t]
+                r = _next_reset(buf, t, m, thr)
+            else:
+                r, m = buf.sig[t], m1
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(m0, r0, buf.m1, buf.m, buf.sig, buf.r if buf.r is not None else r0, b, thr, g)
+        ctx.dyn, ctx.sur, ctx.g_is_one = dyn, sur, g_is_one
+        return buf.s, buf.m
 
     @staticmethod
-    def backward(ctx: Any, gs: torch.Tensor, gm_seq: torch.Tensor | None):  # type: ignore[override]
-        m0, m1, m_seq, b, thr, g = ctx.saved_tensors
+    def backward(ctx: Any, gs: torch.Tensor | None, gm_seq: torch.Tensor | None):  # type: ignore[override]
+        m0, r0, m1, m_seq, sig, r_saved, b, thr, g = ctx.saved_tensors
         dyn: Dynamics = ctx.dyn
-        sur: Surrogate = ctx.sur
-        if gs is None:
-            gs = torch.zeros_like(m1)
-        m_prev = _shift_prev(m0, m_seq)
-        r = heaviside(m_prev - thr).to(m1.dtype)
-        e, A, sig = _backward_terms(dyn, sur, m1, r, thr, g, gs)
-        bk = b * (1 - r) if dyn.reset == "zero" else b.expand_as(m1)
-        steps = m1.shape[0]
-        dx = [None] * steps
-        gm = gm_seq[-1] if gm_seq is not None else torch.zeros_like(m1[0])
-        for t in range(steps - 1, -1, -1):
-            g_m1 = (gm if A is None else gm * A[t]) + e[t]
-            dx[t] = g_m1
-            gm = g_m1 * bk[t]
-            if gm_seq is not None and t > 0:
-                gm = gm + gm_seq[t - 1]
-        g_m1_seq = torch.stack(dx)
+        r = _resets(dyn, r0, sig, r_saved if dyn.immediate else None)
+        e, A = _grad_terms(dyn, ctx.sur, m1, sig, r, thr, g, ctx.g_is_one, gs)
+        bk = b * (1 - r) if dyn.reset == "zero" else b  # dm1[t]/dm[t-1]
+        E = e if gm_seq is None else e + (gm_seq if A is None else A * gm_seq)
+        per_step = dyn.reset == "zero"
+        if per_step:  # C[t] = A[t] * bk[t+1]
+            C = torch.zeros_like(m1)
+            C[:-1] = bk[1:] if A is None else A[:-1] * bk[1:]
+        else:
+            C = b if A is None else A * b
+            per_step = A is not None
+        g_m1 = _scan(E, C, per_step)
+        need = ctx.needs_input_grad
         grads: list[torch.Tensor | None] = [None] * 8
-        grads[0] = g_m1_seq if ctx.needs_input_grad[0] else None
-        grads[1] = gm if ctx.needs_input_grad[1] else None
-        if ctx.needs_input_grad[2]:
+        grads[0] = g_m1 if need[0] else None
+        if need[1]:
+            grads[1] = (bk[0] if dyn.reset == "zero" else bk) * g_m1[0]
+        if need[2] or need[3]:
+            m_prev = torch.cat((m0.unsqueeze(0), m_seq[:-1]), 0)
+        if need[2]:
             mz = (1 - r) * m_prev if dyn.reset == "zero" else m_prev
-            grads[2] = _reduce(g_m1_seq * mz, b)
-        if ctx.needs_input_grad[3]:
+            grads[2] = _reduce(g_m1 * mz, b)
+        if need[3]:
             gmo = None
             if dyn.immediate:
                 gmo = torch.zeros_like(m1)
-                gmo[:-1] = g_m1_seq[1:] * bk[1:]
+                gmo[:-1] = g_m1[1:] * (bk[1:] if dyn.reset == "zero" else bk)
                 if gm_seq is not None:
                     gmo = gmo + gm_seq
-            grads[3] = _reduce(_thr_grad(dyn, e, g_m1_seq, gmo, r, sig, m1, thr, sur), thr)
-        if ctx.needs_input_grad[4]:
+            grads[3] = _reduce(_thr_grad(dyn, ctx.sur, e, g_m1, gmo, r, sig, m1, thr), thr)
+        if need[4] and gs is not None:
             grads[4] = _reduce(gs * sig, g)
         return tuple(grads)
 
@@ -230,79 +270,70 @@ class SynapticSeq(torch.autograd.Function):
     def forward(ctx: Any, x_seq: torch.Tensor, syn0: torch.Tensor, m0: torch.Tensor, a: torch.Tensor,  # type: ignore[override]
                 b: torch.Tensor, thr: torch.Tensor, g: torch.Tensor, dyn: Dynamics, sur: Surrogate,
                 g_is_one: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        steps = x_seq.shape[0]
-        s_out, syn_out, m1_out, m_out = [], [], [], []
-        syn, m = syn0, m0
-        r = heaviside(m - thr)
-        for t in range(steps):
-            syn = a * syn + x_seq[t]
-            pre = b * m + syn
+        buf = _Buffers(x_seq, dyn, g_is_one, synaptic=True)
+        assert buf.syn is not None
+        r0 = heaviside(m0 - thr).to(x_seq.dtype)
+        if buf.r is not None:
+            buf.r[0] = r0
+        r, syn, m = r0, syn0, m0
+        for t in range(x_seq.shape[0]):
+            syn_t, pre = buf.syn[t], buf.m1[t]
+            torch.mul(a, syn, out=syn_t)
+            syn_t.add_(x_seq[t])
+            torch.mul(b, m, out=pre)
+            pre.add_(syn_t)
             if dyn.reset == "subtract":
-                m1 = pre - r * thr
+                pre.addcmul_(r, thr, value=-1)
             elif dyn.reset == "zero":
-                m1 = pre - pre * r
-            else:
-                m1 = pre
-            s, m = _forward_common(dyn, m1, r, thr, g, g_is_one)
-            s_out.append(s)
-            syn_out.append(syn)
-            m1_out.append(m1)
-            m_out.append(m)
+                pre.sub_(pre * r)
+            _fire(pre, thr, g, g_is_one, buf.sig[t], buf.s[t])
             if dyn.immediate:
-                r = heaviside(m - thr)
+                _immediate_reset(dyn, pre, buf.sig[t], r, thr, buf.m[t])
+                m = buf.m[t]
+                r = _next_reset(buf, t, m, thr)
             else:
-                r = s if g_is_one else heaviside(m1 - thr)
-        s_seq, syn_seq, m1_seq = torch.stack(s_out), torch.stack(syn_out), torch.stack(m1_out)
-        m_seq = torch.stack(m_out) if dyn.immediate else m1_seq
-        ctx.save_for_backward(syn0, m0, syn_seq, m1_seq, m_seq, a, b, thr, g)
-        ctx.dyn, ctx.sur = dyn, sur
-        return s_seq, syn_seq, m_seq
+                r, m = buf.sig[t], pre
+            syn = syn_t
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(syn0, m0, r0, buf.syn, buf.m1, buf.m, buf.sig,
+                              buf.r if buf.r is not None else r0, a, b, thr, g)
+        ctx.dyn, ctx.sur, ctx.g_is_one = dyn, sur, g_is_one
+        return buf.s, buf.syn, buf.m
 
     @staticmethod
     def backward(ctx: Any, gs: torch.Tensor | None, gsyn_seq: torch.Tensor | None,  # type: ignore[override]
                  gm_seq: torch.Tensor | None):
-        syn0, m0, syn_seq, m1, m_seq, a, b, thr, g = ctx.saved_tensors
+        syn0, m0, r0, syn_seq, m1, m_seq, sig, r_saved, a, b, thr, g = ctx.saved_tensors
         dyn: Dynamics = ctx.dyn
-        sur: Surrogate = ctx.sur
-        if gs is None:
-            gs = torch.zeros_like(m1)
-        m_prev = _shift_prev(m0, m_seq)
-        syn_prev = _shift_prev(syn0, syn_seq)
-        r = heaviside(m_prev - thr).to(m1.dtype)
-        e, A, sig = _backward_terms(dyn, sur, m1, r, thr, g, gs)
+        r = _resets(dyn, r0, sig, r_saved if dyn.immediate else None)
+        e, A = _grad_terms(dyn, ctx.sur, m1, sig, r, thr, g, ctx.g_is_one, gs)
         K = (1 - r) if dyn.reset == "zero" else None
-        steps = m1.shape[0]
-        g_m1_l, g_pre_l, g_syn_l = [None] * steps, [None] * steps, [None] * steps
-        gm = gm_seq[-1] if gm_seq is not None else torch.zeros_like(m1[0])
-        gsyn = torch.zeros_like(m1[0])
-        for t in range(steps - 1, -1, -1):
-            g_m1 = (gm if A is None else gm * A[t]) + e[t]
-            g_pre = g_m1 if K is None else g_m1 * K[t]
-            gsyn = g_pre + a * gsyn
-            if gsyn_seq is not None:
-                gsyn = gsyn + gsyn_seq[t]
-            g_m1_l[t], g_pre_l[t], g_syn_l[t] = g_m1, g_pre, gsyn
-            gm = g_pre * b
-            if gm_seq is not None and t > 0:
-                gm = gm + gm_seq[t - 1]
-        g_m1_seq, g_pre_seq, g_syn_seq = torch.stack(g_m1_l), torch.stack(g_pre_l), torch.stack(g_syn_l)
-        grads: list[torch.Tensor | None] = [None] * 10
+        # P[t] = dL/dpre[t] = K[t] * (A[t] * (b * P[t+1] + gm_seq[t]) + e[t])
+        E = e if gm_seq is None else e + (gm_seq if A is None else A * gm_seq)
+        if K is not None:
+            E = K * E
+        coef = b if A is None else A * b
+        if K is not None:
+            coef = K * coef
+        P = _scan(E, coef, K is not None or A is not None)
+        Q = P if gsyn_seq is None else P + gsyn_seq
+        g_syn = _scan(Q, a, False)
+        gm = torch.zeros_like(m1)
+        gm[:-1] = b * P[1:]
+        if gm_seq is not None:
+            gm = gm + gm_seq
+        g_m1 = e + (gm if A is None else A * gm)
         need = ctx.needs_input_grad
-        grads[0] = g_syn_seq if need[0] else None
-        grads[1] = a * gsyn if need[1] else None
-        grads[2] = gm if need[2] else None
+        grads: list[torch.Tensor | None] = [None] * 10
+        grads[0] = g_syn if need[0] else None
+        grads[1] = a * g_syn[0] if need[1] else None
+        grads[2] = b * P[0] if need[2] else None
         if need[3]:
-            grads[3] = _reduce(g_syn_seq * syn_prev, a)
+            grads[3] = _reduce(g_syn * torch.cat((syn0.unsqueeze(0), syn_seq[:-1]), 0), a)
         if need[4]:
-            grads[4] = _reduce(g_pre_seq * m_prev, b)
+            grads[4] = _reduce(P * torch.cat((m0.unsqueeze(0), m_seq[:-1]), 0), b)
         if need[5]:
-            gmo = None
-            if dyn.immediate:
-                gmo = torch.zeros_like(m1)
-                gmo[:-1] = g_pre_seq[1:] * b
-                if gm_seq is not None:
-                    gmo = gmo + gm_seq
-            grads[5] = _reduce(_thr_grad(dyn, e, g_m1_seq, gmo, r, sig, m1, thr, sur), thr)
-        if need[6]:
+            grads[5] = _reduce(_thr_grad(dyn, ctx.sur, e, g_m1, gm if dyn.immediate else None, r, sig, m1, thr), thr)
+        if need[6] and gs is not None:
             grads[6] = _reduce(gs * sig, g)
         return tuple(grads)

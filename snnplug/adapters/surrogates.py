@@ -89,11 +89,11 @@ class Surrogate:
         """``dS/du`` at ``u = mem - threshold`` (same arithmetic as snnTorch's backward)."""
         p = self.kw
         n = self.name
-        if n == "atan":
+        if n == "atan":  # a/2 / (1 + (pi/2*a*u)^2), in place after the first product
             a = p["alpha"]
-            return a / 2 / (1 + (math.pi / 2 * a * u).pow(2))
-        if n == "fast_sigmoid":
-            return 1.0 / (p["slope"] * torch.abs(u) + 1.0) ** 2
+            return (u * (math.pi / 2 * a)).pow_(2).add_(1).reciprocal_().mul_(a / 2)
+        if n == "fast_sigmoid":  # 1 / (s*|u| + 1)^2
+            return torch.abs(u).mul_(p["slope"]).add_(1.0).pow_(2).reciprocal_()
         if n == "sigmoid":
             s = p["slope"]
             ex = torch.exp(-s * u)
