@@ -47,6 +47,8 @@ class Strategy:
     name: str = "base"
     is_snn: bool = True  # False for strategies that train an ANN (e.g. OPI's clip-ANN)
     default_epochs: int = 10
+    #: options ``snnplug run`` applies for its few-epoch runs on small data (recorded in its JSON)
+    quick_overrides: dict[str, Any] = {}
 
     def __init__(self, *, T: int = 4) -> None:
         self.T = as_steps("T", T)

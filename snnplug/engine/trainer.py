@@ -9,6 +9,8 @@ done, so an interrupted CPU run ends with the same weights as an uninterrupted o
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +73,26 @@ def evaluate(strategy: Any, model: nn.Module, loader: Any, Ts: Sequence[int] | N
         total += len(y)
     model.train(was_training)
     return {t: correct[t] / max(1, total) for t in Ts}
+
+
+class _SigtermFlag:
+    """While training with checkpoints, SIGTERM finishes the current step, writes a checkpoint
+    and exits with status 143, so ``--resume`` loses nothing (SIGKILL loses the steps since the
+    last checkpoint: use ``checkpoint_every``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.requested = False
+        self._old: Any = None
+        if enabled and threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+            self._old = None
 
 
 def dist_rank() -> int:
@@ -141,6 +163,7 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             "history": history, "train_seconds": elapsed,
         })
 
+    sigterm = _SigtermFlag(enabled=ckpt_path is not None)
     progress = None
     if cfg.progress:
         from tqdm.auto import tqdm as progress
@@ -188,9 +211,14 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             if cfg.max_steps is not None and global_step >= cfg.max_steps:
                 stop = step + 1 < len(train_loader)  # interrupted inside the epoch
                 break
+            if sigterm.requested:  # finish the step, keep it, then leave
+                stop = True
+                break
         if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
             elapsed += time.perf_counter() - t0
             checkpoint(epoch, step + 1)
+            if sigterm.requested:
+                raise SystemExit(128 + signal.SIGTERM)
             break
         skip_steps = 0
         elapsed += time.perf_counter() - t0
@@ -201,4 +229,5 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
         checkpoint(epoch + 1, 0)
         if cfg.max_steps is not None and global_step >= cfg.max_steps:
             break
+    sigterm.restore()
     return TrainResult(model=model, history=history, train_seconds=elapsed, peak_memory_mb=_peak_rss_mb())
