@@ -102,3 +102,13 @@ def test_energy_counts_macs_for_real_inputs_and_acs_for_spikes():
     assert rep.energy_uj_per_sample() == pytest.approx(expected_pj / 1e6)
     ann = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     assert ann_energy_uj_per_sample(ann, torch.rand(5, 4)) == pytest.approx((12 + 6) * E_MAC_PJ / 1e6)
+
+
+def test_event_rate_of_plain_and_pooled_spikes():
+    from snnplug.engine.metrics import event_rate
+
+    spikes = torch.tensor([[[[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]]]]) * 6.0  # amplitude Vth = 6
+    assert event_rate(spikes) == pytest.approx(6 / 8)
+    pooled = torch.nn.functional.avg_pool2d(spikes, 2)  # windows: all four spike / two of four spike
+    assert event_rate(pooled) == pytest.approx(6 / 8)
+    assert event_rate(torch.zeros(3, 4)) == 0.0

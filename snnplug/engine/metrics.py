@@ -4,7 +4,7 @@ Energy model (Horowitz 2014, 45 nm CMOS, 32-bit float; used by BNTT, Kim & Panda
 a multiply-accumulate costs ``E_MAC = 4.6 pJ``, an accumulate ``E_AC = 0.9 pJ``. An ANN layer
 costs ``MACs * E_MAC``. In an SNN a layer whose input is spikes (binary up to a constant
 amplitude) performs one accumulate per input spike and fan-out connection:
-``ACs = MACs * r_in * T`` with ``r_in`` the fraction of non-zero inputs. Every synaptic layer
+``ACs = MACs * r_in * T`` with ``r_in`` the input spike rate (:func:`event_rate`). Every synaptic layer
 after the first is fed by spiking neurons (possibly through average pooling, which folds into
 the weights), so it is counted as event-driven; the first one is counted as dense
 (``MACs * T * E_MAC``) unless its input is itself spikes (Poisson encoding).
@@ -63,6 +63,17 @@ def _is_spike_tensor(x: torch.Tensor) -> bool:
     return bool(hi - lo <= 1e-6 * hi)
 
 
+def event_rate(x: torch.Tensor) -> float:
+    """Spikes per input element and step: ``mean|x| / amplitude`` (the paper's ``R_l``).
+
+    The amplitude is the largest ``|x|``: exact for spikes of one amplitude (0/1, ±1, 0/Vth) and
+    for average-pooled spikes, whose mean equals the spike rate before pooling, whenever one
+    window is fully active (otherwise the rate is over-, never under-estimated).
+    """
+    peak = x.abs().max() if x.numel() else x.new_zeros(())
+    return float(x.abs().mean() / peak) if float(peak) > 0 else 0.0
+
+
 def _macs(module: nn.Module, out: torch.Tensor) -> int:
     """Multiply-accumulates of one call (all leading dims included)."""
     if isinstance(module, nn.Linear):
@@ -108,8 +119,7 @@ def record_spikes(model: nn.Module, batch: int) -> Iterator[SpikeReport]:
             if not seen_synapse:
                 seen_synapse.append(name)
             if not first or _is_spike_tensor(x):
-                rate = float((x != 0).float().mean())
-                st.acs += macs * rate
+                st.acs += macs * event_rate(x)
             else:
                 st.dense_macs += macs
         return hook
