@@ -112,5 +112,14 @@ class BNTTStrategy(Strategy):
         return self.forward(model, x, t_exit), t_exit
 
 
+    def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
+        """``snnplug run``'s BNTT plot: mean γ_t of every BNTT layer over time (paper Fig. 3/6)."""
+        from snnplug_bntt.early_exit import bntt_layers, gamma_profile
+
+        names = [n for n, _ in bntt_layers(model)]
+        profile = gamma_profile(model)  # [layers, T]
+        return {"mean gamma over time": {n: profile[i].tolist() for i, n in enumerate(names)}}
+
+
 def make_strategy(**kw: Any) -> BNTTStrategy:
     return BNTTStrategy(**kw)

@@ -171,3 +171,18 @@ def test_docs_snippet_runs():
     out = net(torch.rand(25, 4, 1, 8, 8))
     functional.reset_net(net)
     assert out.shape == (25, 4, 10)
+
+
+def test_report_gives_mean_gamma_per_layer_and_step():
+    import snnplug
+
+    s = snnplug.strategy("bntt", T=5)
+    model = s.build_model((1, 8, 8), 10)
+    layers = [m for m in model.modules() if isinstance(m, BNTT)]
+    with torch.no_grad():
+        for i, m in enumerate(layers):
+            m.weight.copy_(torch.arange(1, 6, dtype=torch.float32).unsqueeze(1).expand_as(m.weight) * (i + 1))
+    series = s.report(model, torch.rand(2, 1, 8, 8), torch.zeros(2, dtype=torch.long))["mean gamma over time"]
+    assert len(series) == len(layers) > 0
+    for i, values in enumerate(series.values()):
+        assert values == [float(t * (i + 1)) for t in range(1, 6)]
