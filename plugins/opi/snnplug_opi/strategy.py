@@ -12,7 +12,6 @@ import copy
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from snnplug.checks import as_float, as_steps
@@ -110,21 +109,15 @@ class OPIANNStrategy(Strategy):
         raise SnnplugError("opi-ann trains an ANN on static batches [B, ...]; it has no encoder")
 
     def forward(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """ANN logits ``[B, C]`` when ``T`` is None; with ``T``, the converted SNN's (mean of T steps)."""
+        """ANN logits ``[B, C]`` when ``T`` is None; with ``T``, the converted SNN's (mean of T steps).
+
+        The inherited ``loss`` therefore trains the ANN, and ``predict(model, x, T=t)`` reports the SNN.
+        """
         if self.frames_input:
             raise SnnplugError("opi-ann trains an ANN on static images; event frames are not supported")
         if T is None:
             return model(x)
         return self.predict_anytime(model, x, T)[-1]
-
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.forward(model, x)
-        return F.cross_entropy(logits, y), logits
-
-    @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """ANN logits (``T=None``) or the converted SNN's logits after ``T`` steps."""
-        return self.forward(model, x, T)
 
     def to_snn(self, model: nn.Module, T: int | None = None, **kw: Any) -> nn.Module:
         """Convert with OPI (θ = λ, v(0) = ``v_init``·θ); cached until the weights change."""
