@@ -149,7 +149,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     train_loader, test_loader = make_loaders(bundle, batch_size=256, seed=args.seed)
     kw = dict(args.set or [])
     T = max(args.T)
-    snn = snnplug.convert(model, args.method, T=T, calibration=train_loader, **kw)
+    if snnplug.get_registry().get("converter", args.method).calibrates:
+        kw.setdefault("calibration", train_loader)
+    snn = snnplug.convert(model, args.method, T=T, **kw)
     from snnplug.backends.spikingjelly import reset
     from snnplug.data.encoders import direct
 

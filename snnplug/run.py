@@ -22,11 +22,6 @@ DEFAULT_METHODS = ("bptt", "dsr", "bntt", "opi-ann", "noise")
 SCHEMA_VERSION = 1
 
 
-def inference_T(strategy: Any) -> int:
-    """The T a method is evaluated at: its ``eval_T`` when it trains at another T (noise: T=1)."""
-    return int(max(strategy.T, getattr(strategy, "eval_T", 0) or 0))
-
-
 def _rss_mb() -> float:
     import resource
 
@@ -52,7 +47,7 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     strategy.frames_input = bundle.frames
     seed_everything(opts["seed"])
     model = strategy.build_model(bundle.input_shape, bundle.num_classes)
-    T = inference_T(strategy)
+    T = strategy.inference_T
     epochs = opts["epochs"]
     res = train(strategy, model, bundle, TrainConfig(
         epochs=epochs, batch_size=opts["batch_size"], seed=opts["seed"], device=opts["device"],

@@ -53,6 +53,12 @@ class Strategy:
     def __init__(self, *, T: int = 4) -> None:
         self.T = as_steps("T", T)
 
+    @property
+    def inference_T(self) -> int:
+        """The T the method is evaluated at: ``eval_T`` when it trains at another T (noise trains
+        at T=1 and infers at T=N), else ``T``."""
+        return int(max(self.T, getattr(self, "eval_T", 0) or 0))
+
     # -- construction ----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
         return {"T": self.T}

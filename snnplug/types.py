@@ -72,9 +72,11 @@ class StrategyPlugin(_Registration):
 @dataclass(frozen=True, kw_only=True)
 class ConverterPlugin(_Registration):
     """A converter. ``factory(model, **kw)`` returns a multi-step SNN mapping ``[T,B,...]`` to
-    ``[T,B,classes]``."""
+    ``[T,B,classes]``. With ``calibrates=True`` the CLI passes ``calibration=<train loader>``."""
 
     family: ClassVar[str] = "converter"
+    #: the converter reads data (``calibration=`` a loader or tensor) to set thresholds
+    calibrates: bool = False
 
 
 FAMILIES: dict[str, type[_Registration]] = {

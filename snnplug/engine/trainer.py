@@ -33,7 +33,7 @@ class TrainConfig:
     lr: float | None = None  # None: the strategy's default
     seed: int = 0
     device: str = "cpu"
-    eval_T: Sequence[int] | None = None  # None: the strategy's T
+    eval_T: Sequence[int] | None = None  # None: the strategy's inference_T
     out_dir: str | Path | None = None  # checkpoint folder (None: no checkpoints)
     resume: bool = False
     checkpoint_every: int = 0  # steps; 0: once per epoch
@@ -60,8 +60,8 @@ def _to(x: torch.Tensor, device: str) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(strategy: Any, model: nn.Module, loader: Any, Ts: Sequence[int] | None = None,
              device: str = "cpu") -> dict[int, float]:
-    """Accuracy at each T in ``Ts`` (default: the strategy's T)."""
-    Ts = list(Ts) if Ts else [getattr(strategy, "T", 1)]
+    """Accuracy at each T in ``Ts`` (default: the strategy's inference T)."""
+    Ts = list(Ts) if Ts else [strategy.inference_T]
     was_training = model.training
     model.eval()
     correct = {t: 0 for t in Ts}

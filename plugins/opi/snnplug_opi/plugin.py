@@ -65,5 +65,5 @@ def snnplug_training_strategies() -> list[StrategyPlugin]:
 
 @hookimpl
 def snnplug_converters() -> list[ConverterPlugin]:
-    return [ConverterPlugin(name="opi", factory=converter_factory, paper=PAPER,
+    return [ConverterPlugin(name="opi", factory=converter_factory, paper=PAPER, calibrates=True,
                             summary="ANN -> IF SNN with θ = λ and v(0) = θ/2 (optimal initial potential)")]
