@@ -1,0 +1,305 @@
+"""DSR benchmark: speed/memory against SpikingJelly, and accuracy on Fashion-MNIST.
+
+    python benchmarks/dsr.py            # full run (speed + accuracy), writes docs/benchmarks.md
+    python benchmarks/dsr.py --quick    # reduced run
+    python benchmarks/dsr.py --part speed|accuracy
+
+Speed/memory: one training iteration (forward + backward) of the same network
+(``snnplug.models.convnet`` for 1x28x28, channels 32-64, hidden 128, batch norm) and batch, at
+T=20, for snnplug DSR (representation backward, whole-sequence and chunked simulation; per-step
+backward), SpikingJelly ``DSRIFNode`` and SpikingJelly surrogate-gradient BPTT (IFNode, LIFNode).
+Each case runs in fresh subprocesses (one torch thread): one for time (median of the iterations
+after a warm-up one, default allocator) and one for memory: after one warm-up iteration the
+process's peak-RSS mark is reset (``/proc/self/clear_refs``) and peak memory is
+``VmHWM - VmRSS`` (peak resident memory during the next iteration above the resident memory
+before it), with glibc's ``MALLOC_MMAP_THRESHOLD_=65536``
+so freed tensors leave the process and RSS follows the live tensors.
+
+Accuracy: Fashion-MNIST subset, convnet 16-32, the same network as an ANN with trainable
+``clamp(x, 0, Vth)`` activations, DSR-IF at T=20 and T=5, and the paper's ablation (alpha=1
+firing rule, fixed threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+BATCH = 32
+SHAPE = (1, 28, 28)
+
+
+# -- one speed/memory case (runs in a subprocess) ------------------------------------------------
+def build_case(case: str, T: int, norm: bool):
+    import torch
+    from spikingjelly.activation_based import neuron
+
+    from snnplug.models import convnet
+    from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode
+
+    factories = {
+        "sj-bptt-if": lambda: neuron.IFNode(v_reset=None, step_mode="m"),
+        "sj-bptt-lif": lambda: neuron.LIFNode(v_reset=None, step_mode="m"),
+        "sj-dsr-if": lambda: neuron.DSRIFNode(T=T),
+        "snnplug-dsr-if-perstep": lambda: DSRIFNode(T=T),
+        "snnplug-dsr-if": lambda: DSRIFNode(T=T),
+        "snnplug-dsr-if-chunk2": lambda: DSRIFNode(T=T),
+        "snnplug-dsr-lif": lambda: DSRLIFNode(T=T),
+    }
+    torch.manual_seed(0)
+    return convnet(SHAPE, 10, neuron=factories[case], norm=norm)
+
+
+def run_case(case: str, T: int, norm: bool, iters: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from spikingjelly.activation_based import functional
+
+    from snnplug_dsr.representation import representation_forward
+
+    torch.set_num_threads(1)
+    net = build_case(case, T, norm)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(BATCH, *SHAPE, generator=g)
+    y = torch.randint(0, 10, (BATCH,), generator=g)
+    xs = x.unsqueeze(0).expand(T, *x.shape)
+    chunk = 2 if case.endswith("chunk2") else None
+
+    def step() -> None:
+        if case.startswith("snnplug") and not case.endswith("perstep"):
+            out = representation_forward(net, xs, chunk=chunk)
+        else:
+            functional.reset_net(net)
+            out = net(xs).mean(0)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1])
+        raise RuntimeError(f"{key} not in /proc/self/status")
+
+    step()  # warm-up: SpikingJelly selects/compiles kernels on the first call
+    gc.collect()
+    before = status("VmRSS:")
+    with open("/proc/self/clear_refs", "w") as f:  # reset the peak-RSS high-water mark
+        f.write("5")
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    peak = status("VmHWM:")
+    return {"case": case, "T": T, "norm": norm, "time_s": statistics.median(times),
+            "peak_mb": (peak - before) / 1024.0}
+
+
+def spawn(case: str, T: int, norm: bool, iters: int) -> dict:
+    """Time in one fresh process (default allocator), memory in another (mmap threshold)."""
+    def one(n: int, extra_env: dict) -> dict:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **extra_env}
+        cmd = [sys.executable, __file__, "--case", case, "--T", str(T), "--iters", str(n)]
+        if not norm:
+            cmd.append("--no-norm")
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    timed = one(iters, {})
+    mem = one(1, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+    return {**timed, "peak_mb": mem["peak_mb"]}
+
+
+def speed(quick: bool) -> str:
+    from _report import table
+
+    iters = 2 if quick else 3
+    cases = ["sj-bptt-if", "sj-bptt-lif", "sj-dsr-if", "snnplug-dsr-if-perstep", "snnplug-dsr-if",
+             "snnplug-dsr-if-chunk2", "snnplug-dsr-lif"]
+    res = {}
+    for norm in (True, False):
+        for c in cases:
+            res[(c, 20, norm)] = r = spawn(c, 20, norm, iters)
+            print(f"  {c:24s} T=20 norm={norm}: {r['time_s']:.3f} s/it, {r['peak_mb']:.0f} MB", flush=True)
+        for c in ("sj-bptt-if", "snnplug-dsr-if", "snnplug-dsr-if-chunk2"):
+            for T in (10, 40):
+                res[(c, T, norm)] = r = spawn(c, T, norm, iters)
+                print(f"  {c:24s} T={T} norm={norm}: {r['time_s']:.3f} s/it, {r['peak_mb']:.0f} MB", flush=True)
+
+    parts = []
+    for norm in (True, False):
+        b, d = res[("sj-bptt-if", 20, norm)], res[("sj-dsr-if", 20, norm)]
+        rows = []
+        for c in cases:
+            r = res[(c, 20, norm)]
+            rows.append([c, f"{r['time_s']:.3f}", f"{r['peak_mb']:.0f}",
+                         f"{r['time_s'] / b['time_s']:.2f}", f"{r['peak_mb'] / b['peak_mb']:.2f}",
+                         f"{r['time_s'] / d['time_s']:.2f}", f"{r['peak_mb'] / d['peak_mb']:.2f}"])
+        parts.append(f"**T=20, batch {BATCH}, convnet 32-64-128 {'with' if norm else 'without'} batch norm**\n\n"
+                     + table(["case", "s/iter", "peak MB", "time / BPTT-IF", "mem / BPTT-IF",
+                              "time / SJ-DSR", "mem / SJ-DSR"], rows))
+        rows = []
+        for c in ("sj-bptt-if", "snnplug-dsr-if", "snnplug-dsr-if-chunk2"):
+            a, z = res[(c, 10, norm)], res[(c, 40, norm)]
+            rows.append([c, f"{a['peak_mb']:.0f}", f"{res[(c, 20, norm)]['peak_mb']:.0f}",
+                         f"{z['peak_mb']:.0f}", f"{z['peak_mb'] / a['peak_mb']:.2f}",
+                         f"{a['time_s']:.3f}", f"{z['time_s']:.3f}"])
+        parts.append("Peak memory vs T " + ("(batch norm)" if norm else "(no batch norm)") + "\n\n"
+                     + table(["case", "MB T=10", "MB T=20", "MB T=40", "T=40 / T=10", "s/it T=10",
+                              "s/it T=40"], rows))
+    # targets
+    tg = []
+    for norm in (True, False):
+        tag = "BN" if norm else "no BN"
+        b, d = res[("sj-bptt-if", 20, norm)], res[("sj-dsr-if", 20, norm)]
+        for c in ("snnplug-dsr-if", "snnplug-dsr-if-chunk2"):
+            r = res[(c, 20, norm)]
+            scale = res[(c, 40, norm)]["peak_mb"] / res[(c, 10, norm)]["peak_mb"]
+            checks = [("mem <= 0.25x BPTT", r["peak_mb"] / b["peak_mb"], 0.25),
+                      ("mem <= 0.5x SJ-DSR", r["peak_mb"] / d["peak_mb"], 0.5),
+                      ("time <= 0.5x BPTT", r["time_s"] / b["time_s"], 0.5),
+                      ("time <= 0.8x SJ-DSR", r["time_s"] / d["time_s"], 0.8),
+                      ("mem T=40 <= 1.25x T=10", scale, 1.25)]
+            for name, val, lim in checks:
+                tg.append([tag, c, name, f"{val:.2f}", "met" if val <= lim else "**missed**"])
+    parts.append("Targets (CPU)\n\n" + table(["net", "case", "target", "measured", ""], tg))
+    return "\n\n".join(parts)
+
+
+# -- accuracy ------------------------------------------------------------------------------------
+def accuracy(quick: bool, only: int | None = None) -> str:
+    import torch
+    import torch.nn.functional as F
+
+    from _report import table
+    from snnplug.data import load_dataset, make_loaders
+    from snnplug.models import convnet
+    from snnplug_dsr.ann import ClampAct
+    from snnplug_dsr.strategy import DSRStrategy
+
+    torch.set_num_threads(1)
+    limit, epochs = (2000, 1) if quick else (6000, 2)
+    bundle = load_dataset("fashion-mnist", limit=limit)
+    arch = {"channels": (16, 32), "hidden": 128}
+
+    def ann_run() -> tuple[float, float]:
+        torch.manual_seed(0)
+        net = convnet(bundle.input_shape, bundle.num_classes, activation=ClampAct, **arch)
+        net.append(ClampAct())
+        ths = [m.v_threshold for m in net.modules() if isinstance(m, ClampAct)]
+        rest = [p for p in net.parameters() if all(p is not t for t in ths)]
+        opt = torch.optim.SGD([{"params": rest, "weight_decay": 5e-4}, {"params": ths, "weight_decay": 0.0}],
+                              lr=0.1, momentum=0.9)
+        train, test = make_loaders(bundle, 64, seed=0)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(train))
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            net.train()
+            for x, y in train:
+                loss = F.cross_entropy(net(x), y) + 0.5 * 5e-4 * sum(t ** 2 for t in ths)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        net.eval()
+        with torch.no_grad():
+            acc = sum(int((net(x).argmax(-1) == y).sum()) for x, y in test) / len(bundle.test)
+        return 100 * acc, time.perf_counter() - t0
+
+    def dsr_run(T: int, **nk) -> tuple[float, float]:
+        torch.manual_seed(0)
+        st = DSRStrategy(T=T, neuron="if", neuron_kwargs=nk, **arch)
+        net = st.build_model(bundle.input_shape, bundle.num_classes)
+        train, test = make_loaders(bundle, 64, seed=0)
+        opt, sched = st.make_optimizer(net, epochs, len(train))
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            net.train()
+            for x, y in train:
+                loss, _ = st.loss(net, x, y)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+        net.eval()
+        acc = sum(int((st.predict(net, x).argmax(-1) == y).sum()) for x, y in test) / len(bundle.test)
+        return 100 * acc, time.perf_counter() - t0
+
+    runs = [("ANN, clamp(x, 0, Vth) activations", ann_run),
+            ("DSR-IF T=20 (alpha=0.5, trained Vth)", lambda: dsr_run(20)),
+            ("DSR-IF T=5", lambda: dsr_run(5)),
+            ("DSR-IF T=20 w/o F (alpha=1)", lambda: dsr_run(20, alpha=1.0)),
+            ("DSR-IF T=20 w/o T (fixed Vth=6)", lambda: dsr_run(20, train_threshold=False)),
+            ("DSR-IF T=20 w/o F&T", lambda: dsr_run(20, alpha=1.0, train_threshold=False))]
+    if only is not None:
+        return json.dumps(runs[only][1]())
+    # each run in its own process, two at a time (one torch thread each)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def sub(i: int) -> tuple[float, float]:
+        cmd = [sys.executable, __file__, "--acc-run", str(i)] + (["--quick"] if quick else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        r = tuple(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"  {runs[i][0]}: {r[0]:.2f}% ({r[1]:.0f} s)", flush=True)
+        return r
+
+    with ThreadPoolExecutor(2) as ex:
+        got = list(ex.map(sub, range(len(runs))))
+    res = {runs[i][0]: got[i] for i in range(len(runs))}
+    ann = res[runs[0][0]][0]
+    rows = [[n, f"{a:.2f}", f"{a - ann:+.2f}", f"{s:.0f}"] for n, (a, s) in res.items()]
+    d20, d5 = res[runs[1][0]][0], res[runs[2][0]][0]
+    noF, noT = res[runs[3][0]][0], res[runs[4][0]][0]
+    tg = [["DSR-IF T=20 within 1 point of the ANN", f"{d20 - ann:+.2f}", "met" if d20 >= ann - 1 else "**missed**"],
+          ["DSR-IF T=5 within 2 points of the ANN", f"{d5 - ann:+.2f}", "met" if d5 >= ann - 2 else "**missed**"],
+          ["alpha=0.5 beats alpha=1", f"{d20 - noF:+.2f}", "met" if d20 > noF else "**missed**"],
+          ["trained Vth beats fixed Vth", f"{d20 - noT:+.2f}", "met" if d20 > noT else "**missed**"]]
+    return (f"Fashion-MNIST, {limit} training / {len(bundle.test)} test images, {epochs} epoch(s), "
+            f"batch 64, convnet 16-32-128 with batch norm and a spiking output layer, SGD lr 0.1 "
+            f"momentum 0.9 wd 5e-4 cosine, threshold L2 5e-4, seed 0, one run each.\n\n"
+            + table(["run", "test acc %", "vs ANN", "train s"], rows) + "\n\n"
+            + table(["target", "measured", ""], tg))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--part", choices=["speed", "accuracy", "all"], default="all")
+    ap.add_argument("--case")
+    ap.add_argument("--T", type=int, default=20)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--no-norm", action="store_true")
+    ap.add_argument("--acc-run", type=int)
+    args = ap.parse_args()
+    if args.acc_run is not None:
+        print(accuracy(args.quick, args.acc_run))
+        return
+    if args.case:
+        print(json.dumps(run_case(args.case, args.T, not args.no_norm, args.iters)))
+        return
+    from _report import write_section
+
+    if args.part in ("speed", "all"):
+        print("speed/memory:", flush=True)
+        write_section("dsr-speed", "DSR: time and memory per training iteration", speed(args.quick))
+    if args.part in ("accuracy", "all"):
+        print("accuracy:", flush=True)
+        write_section("dsr-accuracy", "DSR: accuracy on Fashion-MNIST", accuracy(args.quick))
+
+
+if __name__ == "__main__":
+    main()

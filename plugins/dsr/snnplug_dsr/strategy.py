@@ -1,0 +1,173 @@
+"""Training strategy ``dsr`` (Meng et al., CVPR 2022): spiking forward, representation backward.
+
+    strategy = snnplug.strategy("dsr", T=20)              # neuron="if" | "lif"
+    model = strategy.prepare(sj_model)                    # IFNode/LIFNode -> DSR neurons
+    loss, logits = strategy.loss(model, x, y)             # x: [B, ...]; loss.backward()
+
+``backward``: ``"representation"`` (one simulation without graph + one pass on representations,
+see :mod:`.representation`), ``"per-step"`` (the DSR autograd functions on the full
+``[T, B, ...]`` graph), ``"auto"`` (representation when every module between neurons supports
+it, else per-step with a warning naming the modules).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from snnplug.checks import as_float, as_steps
+from snnplug.errors import SnnplugError, TimeStepError
+from snnplug.strategies import OptimConfig, Strategy
+
+from . import presets
+from .neuron import DSRIFNode, DSRLIFNode, DSRNode
+from .representation import dsr_neurons, representation_forward, unsupported_modules
+from .thresholds import param_groups, threshold_l2
+
+NEURONS = {"if": DSRIFNode, "lif": DSRLIFNode}
+BACKWARDS = ("auto", "representation", "per-step")
+
+
+@contextmanager
+def any_length(model: nn.Module) -> Iterator[None]:
+    """Let DSR neurons run inference on sequences of any length (the dynamics do not use T)."""
+    ns = dsr_neurons(model)
+    old = [n.strict_T for n in ns]
+    for n in ns:
+        n.strict_T = False
+    try:
+        yield
+    finally:
+        for n, s in zip(ns, old):
+            n.strict_T = s
+
+
+class DSRStrategy(Strategy):
+    """DSR training (paper defaults: SGD lr 0.1, momentum 0.9, wd 5e-4, cosine; threshold L2 5e-4)."""
+
+    name = "dsr"
+    default_epochs = 200
+
+    def __init__(self, *, T: int = 20, neuron: str = "if", backward: str = "auto",
+                 chunk: int | None = None, threshold_l2: float = presets.THRESHOLD_L2,
+                 optimizer: str = "sgd", lr: float | None = None,
+                 weight_decay: float = presets.SGD["weight_decay"],
+                 neuron_kwargs: dict[str, Any] | None = None, channels: Sequence[int] = (32, 64),
+                 hidden: int = 128, norm: bool = True, spike_output: bool = True) -> None:
+        super().__init__(T=T)
+        if neuron not in NEURONS:
+            raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {neuron!r}")
+        if backward not in BACKWARDS:
+            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        if chunk is not None:
+            as_steps("chunk", chunk)
+        if optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        self.neuron = neuron
+        self.backward = backward
+        self.chunk = chunk
+        self.threshold_l2 = as_float("threshold_l2", threshold_l2, lo=0.0)
+        self.optimizer = optimizer
+        self.lr = None if lr is None else as_float("lr", lr, positive=True)
+        self.weight_decay = as_float("weight_decay", weight_decay, lo=0.0)
+        self.neuron_kwargs = dict(neuron_kwargs or {})
+        if "T" in self.neuron_kwargs:
+            raise ValueError("give T to the strategy, not in neuron_kwargs")
+        NEURONS[neuron](T=self.T, **self.neuron_kwargs)  # validate the kwargs now
+        self.channels = tuple(int(c) for c in channels)
+        self.hidden = int(hidden)
+        self.norm = bool(norm)
+        self.spike_output = bool(spike_output)
+        self._warned = False
+
+    def config(self) -> dict[str, Any]:
+        return {"T": self.T, "neuron": self.neuron, "backward": self.backward, "chunk": self.chunk,
+                "threshold_l2": self.threshold_l2, "optimizer": self.optimizer, "lr": self.lr,
+                "weight_decay": self.weight_decay, "neuron_kwargs": dict(self.neuron_kwargs),
+                "channels": list(self.channels), "hidden": self.hidden, "norm": self.norm,
+                "spike_output": self.spike_output}
+
+    # -- construction ------------------------------------------------------------------------------
+    def make_neuron(self) -> DSRNode:
+        return NEURONS[self.neuron](T=self.T, **self.neuron_kwargs)
+
+    def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        """``snnplug.models.convnet`` (or ``mlp`` for flat inputs) with DSR neurons; with
+        ``spike_output`` a DSR neuron layer follows the classifier (the paper's rate output)."""
+        from snnplug.models import convnet, mlp
+
+        if len(input_shape) == 3:
+            net = convnet(input_shape, num_classes, neuron=self.make_neuron, channels=self.channels,
+                          hidden=self.hidden, norm=self.norm)
+        else:
+            size = 1
+            for s in input_shape:
+                size *= int(s)
+            net = mlp(size, num_classes, hidden=(self.hidden,), neuron=self.make_neuron)
+        if self.spike_output:
+            net.append(self.make_neuron())
+        return net
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Swap SpikingJelly IFNode/LIFNode for DSR neurons (``snnplug.apply``); a model that
+        already has DSR neurons is checked for T and returned unchanged."""
+        ns = dsr_neurons(model)
+        if ns:
+            wrong = sorted({n.T for n in ns if n.T != self.T})
+            if wrong:
+                raise TimeStepError(f"the model's DSR neurons were built for T={wrong} but the "
+                                    f"strategy uses T={self.T}")
+            return model
+        import snnplug
+
+        return snnplug.apply(model, neuron=f"dsr-{self.neuron}", T=self.T, **self.neuron_kwargs)
+
+    def optim_config(self) -> OptimConfig:
+        lr = self.lr if self.lr is not None else (presets.SGD["lr"] if self.optimizer == "sgd" else 1e-3)
+        return OptimConfig(name=self.optimizer, lr=lr, momentum=presets.SGD["momentum"],
+                           weight_decay=self.weight_decay, schedule="cosine")
+
+    def param_groups(self, model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
+        return param_groups(model, cfg.weight_decay)
+
+    # -- running -----------------------------------------------------------------------------------
+    def backward_mode(self, model: nn.Module) -> str:
+        """The backward path ``loss`` uses for ``model``."""
+        if self.backward != "auto":
+            return self.backward
+        bad = unsupported_modules(model)
+        if bad:
+            if not self._warned:
+                warnings.warn("DSR: using the per-step backward because these modules are not "
+                              "time-linear: " + ", ".join(bad), stacklevel=3)
+                self._warned = True
+            return "per-step"
+        return "representation"
+
+    def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Rate readout ``[B, C]`` with DSR's backward attached."""
+        if not dsr_neurons(model):
+            raise SnnplugError("the model has no DSR neurons: call strategy.prepare(model) or "
+                               "snnplug.apply(model, neuron='dsr-if', T=...) first")
+        x_seq = self.encode(x, self.T)
+        if self.backward_mode(model) == "representation":
+            return representation_forward(model, x_seq, chunk=self.chunk)
+        return self.readout(self.run(model, x_seq))
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy on the rate readout plus the threshold L2 regulariser."""
+        logits = self.logits(model, x)
+        loss = F.cross_entropy(logits, y) + threshold_l2(model, self.threshold_l2)
+        return loss, logits.detach()
+
+    def run(self, model: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return super().run(model, x_seq)
+        with any_length(model):
+            return super().run(model, x_seq)
