@@ -41,7 +41,9 @@ class SpikingActivation(nn.Module):
         n, T = x.shape[0], self.steps
         if n % T:
             raise TimeStepError(f"a folded batch of {n} rows cannot hold {T} time steps")
-        s = self.node.multi_step_forward(x.reshape(T, n // T, *x.shape[1:]))
+        x_seq = x.reshape(T, n // T, *x.shape[1:])
+        # through __call__ in multi-step mode, so forward hooks (spike metrics) see the neuron
+        s = self.node(x_seq) if self.node.step_mode == "m" else self.node.multi_step_forward(x_seq)
         return (s * self.scale).reshape(x.shape)
 
     def extra_repr(self) -> str:

@@ -148,3 +148,26 @@ def test_opi_neuron_built_for_T_refuses_longer_sequences():
     assert n(torch.rand(3, 2, 5)).shape == (3, 2, 5)  # fewer steps: anytime read-out
     with pytest.raises(TimeStepError, match="built for T=4 but got a sequence of 5 steps"):
         n(torch.rand(5, 2, 5))
+
+
+def test_spike_metrics_see_the_converted_neurons():
+    import snnplug
+    from snnplug.engine.metrics import record_spikes
+
+    torch.manual_seed(0)
+    s = snnplug.strategy("opi-ann", T=8)
+    model = s.build_model((1, 8, 8), 10).eval()
+    x = torch.rand(4, 1, 8, 8)
+    snn = s.inference_model(model)
+    with torch.no_grad(), record_spikes(snn, batch=4) as rep:
+        s.predict(model, x, T=8)
+    rates = rep.spike_rates()
+    assert len(rates) == len(snn.neurons()) and all(0.0 <= r <= 1.0 for r in rates.values())
+    first = snn.neurons()[0]
+    # the first layer's rate equals its own spike count over the simulation (independent recount)
+    counts = []
+    hook = first.register_forward_hook(lambda m, i, o: counts.append(o.detach()))
+    with torch.no_grad():
+        s.predict(model, x, T=8)
+    hook.remove()
+    assert rates["body.2.node"] == pytest.approx(float(counts[0].mean())) and rates["body.2.node"] > 0
