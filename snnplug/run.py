@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per method (1 avoids oversubscription stalls on small models)")
     p.add_argument("--out", default="runs/run")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

@@ -118,7 +118,7 @@ class BNTTStrategy(Strategy):
 
         names = [n for n, _ in bntt_layers(model)]
         profile = gamma_profile(model)  # [layers, T]
-        return {"mean gamma over time": {n: profile[i].tolist() for i, n in enumerate(names)}}
+        return {"mean gamma over time": {f"BNTT layer {n}": profile[i].tolist() for i, n in enumerate(names)}}
 
 
 def make_strategy(**kw: Any) -> BNTTStrategy:
