@@ -17,8 +17,8 @@ so freed tensors leave the process and RSS follows the live tensors.
 
 Accuracy: Fashion-MNIST subset, convnet 16-32, the same network as an ANN with trainable
 ``clamp(x, 0, Vth)`` activations, DSR-IF at T=20 and T=5, and the paper's ablation (alpha=1
-firing rule, fixed threshold).
-"""
+firing rule, fixed threshold), with the paper's initial threshold 6 and with 2 (Table 3's other
+value; the ANN at init 2 is averaged over three seeds because it is unstable in this budget)."""
 
 from __future__ import annotations
 
@@ -196,10 +196,10 @@ def accuracy(quick: bool, only: int | None = None) -> str:
     bundle = load_dataset("fashion-mnist", limit=limit)
     arch = {"channels": (16, 32), "hidden": 128}
 
-    def ann_run() -> tuple[float, float]:
-        torch.manual_seed(0)
-        net = convnet(bundle.input_shape, bundle.num_classes, activation=ClampAct, **arch)
-        net.append(ClampAct())
+    def ann_run(vth: float = 6.0, seed: int = 0) -> tuple[float, float]:
+        torch.manual_seed(seed)
+        net = convnet(bundle.input_shape, bundle.num_classes, activation=lambda: ClampAct(vth), **arch)
+        net.append(ClampAct(vth))
         ths = [m.v_threshold for m in net.modules() if isinstance(m, ClampAct)]
         rest = [p for p in net.parameters() if all(p is not t for t in ths)]
         opt = torch.optim.SGD([{"params": rest, "weight_decay": 5e-4}, {"params": ths, "weight_decay": 0.0}],
@@ -239,12 +239,21 @@ def accuracy(quick: bool, only: int | None = None) -> str:
         acc = sum(int((st.predict(net, x).argmax(-1) == y).sum()) for x, y in test) / len(bundle.test)
         return 100 * acc, time.perf_counter() - t0
 
-    runs = [("ANN, clamp(x, 0, Vth) activations", ann_run),
-            ("DSR-IF T=20 (alpha=0.5, trained Vth)", lambda: dsr_run(20)),
-            ("DSR-IF T=5", lambda: dsr_run(5)),
+    def ann_seeds(vth: float) -> tuple[float, float]:
+        got = [ann_run(vth, seed) for seed in (0, 1, 2)]
+        print(json.dumps({"per_seed": [round(a, 2) for a, _ in got]}), file=sys.stderr)
+        return statistics.mean(a for a, _ in got), sum(t for _, t in got)
+
+    # longest runs first (two run at a time); the ANN and DSR rows use the same init Vth
+    runs = [("DSR-IF T=20 (alpha=0.5, trained Vth, init 6)", lambda: dsr_run(20)),
             ("DSR-IF T=20 w/o F (alpha=1)", lambda: dsr_run(20, alpha=1.0)),
             ("DSR-IF T=20 w/o T (fixed Vth=6)", lambda: dsr_run(20, train_threshold=False)),
-            ("DSR-IF T=20 w/o F&T", lambda: dsr_run(20, alpha=1.0, train_threshold=False))]
+            ("DSR-IF T=20 w/o F&T", lambda: dsr_run(20, alpha=1.0, train_threshold=False)),
+            ("DSR-IF T=20, init Vth=2", lambda: dsr_run(20, v_threshold=2.0)),
+            ("DSR-IF T=5 (init Vth 6)", lambda: dsr_run(5)),
+            ("DSR-IF T=5, init Vth=2", lambda: dsr_run(5, v_threshold=2.0)),
+            ("ANN, clamp(x, 0, Vth) activations, init Vth 6", ann_run),
+            ("ANN, init Vth=2, mean of seeds 0-2", lambda: ann_seeds(2.0))]
     if only is not None:
         return json.dumps(runs[only][1]())
     # each run in its own process, two at a time (one torch thread each)
@@ -254,23 +263,35 @@ def accuracy(quick: bool, only: int | None = None) -> str:
         cmd = [sys.executable, __file__, "--acc-run", str(i)] + (["--quick"] if quick else [])
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = tuple(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"  {runs[i][0]}: {r[0]:.2f}% ({r[1]:.0f} s)", flush=True)
+        print(f"  {runs[i][0]}: {r[0]:.2f}% ({r[1]:.0f} s) {out.stderr.strip()[-200:]}", flush=True)
         return r
 
-    with ThreadPoolExecutor(2) as ex:
+    with ThreadPoolExecutor(2) as ex:  # noqa: SIM117
         got = list(ex.map(sub, range(len(runs))))
     res = {runs[i][0]: got[i] for i in range(len(runs))}
-    ann = res[runs[0][0]][0]
-    rows = [[n, f"{a:.2f}", f"{a - ann:+.2f}", f"{s:.0f}"] for n, (a, s) in res.items()]
-    d20, d5 = res[runs[1][0]][0], res[runs[2][0]][0]
-    noF, noT = res[runs[3][0]][0], res[runs[4][0]][0]
-    tg = [["DSR-IF T=20 within 1 point of the ANN", f"{d20 - ann:+.2f}", "met" if d20 >= ann - 1 else "**missed**"],
-          ["DSR-IF T=5 within 2 points of the ANN", f"{d5 - ann:+.2f}", "met" if d5 >= ann - 2 else "**missed**"],
+    acc = {n: a for n, (a, _) in res.items()}
+    names = [n for n, _ in runs]
+    ann, ann2 = acc[names[7]], acc[names[8]]
+    rows = [[n, f"{a:.2f}", f"{a - (ann2 if 'Vth=2' in n else ann):+.2f}", f"{s:.0f}"] for n, (a, s) in res.items()]
+    d20, noF, noT, d5 = acc[names[0]], acc[names[1]], acc[names[2]], acc[names[5]]
+    d20b, d5b = acc[names[4]], acc[names[6]]
+    tg = [["DSR-IF T=20 within 1 point of the ANN (init Vth 6)", f"{d20 - ann:+.2f}", "met" if d20 >= ann - 1 else "**missed**"],
+          ["DSR-IF T=5 within 2 points of the ANN (init Vth 6)", f"{d5 - ann:+.2f}", "met" if d5 >= ann - 2 else "**missed**"],
+          # the init-2 ANN is unstable under this budget (see the per-seed log): compare the
+          # init-2 DSR runs with the better ANN as well, the stricter reference
+          ["DSR-IF T=20 init Vth 2 within 1 point of the better ANN", f"{d20b - max(ann, ann2):+.2f}",
+           "met" if d20b >= max(ann, ann2) - 1 else "**missed**"],
+          ["DSR-IF T=5 init Vth 2 within 2 points of the better ANN", f"{d5b - max(ann, ann2):+.2f}",
+           "met" if d5b >= max(ann, ann2) - 2 else "**missed**"],
           ["alpha=0.5 beats alpha=1", f"{d20 - noF:+.2f}", "met" if d20 > noF else "**missed**"],
           ["trained Vth beats fixed Vth", f"{d20 - noT:+.2f}", "met" if d20 > noT else "**missed**"]]
     return (f"Fashion-MNIST, {limit} training / {len(bundle.test)} test images, {epochs} epoch(s), "
             f"batch 64, convnet 16-32-128 with batch norm and a spiking output layer, SGD lr 0.1 "
-            f"momentum 0.9 wd 5e-4 cosine, threshold L2 5e-4, seed 0, one run each.\n\n"
+            f"momentum 0.9 wd 5e-4 cosine (the paper's optimiser), threshold L2 5e-4, seed 0, one run each "
+            f"except the init-Vth-2 ANN (mean of seeds 0, 1, 2; per-seed values in the run log). "
+            f"'vs ANN' compares with the ANN of the same initial threshold. With {len(bundle.test)} test "
+            f"images one standard error of an accuracy near 85% is about "
+            f"{100 * (0.85 * 0.15 / len(bundle.test)) ** 0.5:.1f} points.\n\n"
             + table(["run", "test acc %", "vs ANN", "train s"], rows) + "\n\n"
             + table(["target", "measured", ""], tg))
 
