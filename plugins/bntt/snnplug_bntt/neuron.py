@@ -148,13 +148,6 @@ class BNTTLIFNode(memory_module_base()):
         _check_seq(type(self).__name__, x, self.T, int(self.t), False)
         return self.multi_step_forward(x.unsqueeze(0)).squeeze(0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.step_mode == "m":
-            return self.multi_step_forward(x)
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        raise ValueError(f"step_mode must be 's' or 'm', got {self.step_mode!r}")
-
 
 class Accumulator(memory_module_base()):
     """BNTT's output layer (Algorithm 2, line 9): no spikes, no leak; emits the accumulated
@@ -176,10 +169,3 @@ class Accumulator(memory_module_base()):
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.multi_step_forward(x.unsqueeze(0)).squeeze(0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.step_mode == "m":
-            return self.multi_step_forward(x)
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        raise ValueError(f"step_mode must be 's' or 'm', got {self.step_mode!r}")

@@ -151,13 +151,6 @@ class BNTT(memory_module_base()):
         self._check(x, steps_axis=False)
         return self.multi_step_forward(x.unsqueeze(0)).squeeze(0)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.step_mode == "m":
-            return self.multi_step_forward(x)
-        if self.step_mode == "s":
-            return self.single_step_forward(x)
-        raise ValueError(f"step_mode must be 's' or 'm', got {self.step_mode!r}")
-
     # -- conversion ----------------------------------------------------------------------------
     @torch.no_grad()
     def load_bn_list(self, bns: Any) -> "BNTT":
