@@ -53,3 +53,15 @@ def test_train_resume_evaluate_and_errors(tmp_path):
     r = _cli("plugins", "--json")
     names = {p["name"] for p in json.loads(r.stdout)["plugins"]}
     assert {"dsr-if", "bntt", "opi", "noise-multistep", "bptt"} <= names
+
+
+def test_compare_command_writes_json_and_table(tmp_path):
+    out = tmp_path / "cmp.json"
+    r = _cli("compare", "--T", "4", "--repeats", "1", "--limit", "64", "--json", str(out))
+    res = json.loads(out.read_text())
+    fw = res["frameworks"]
+    assert fw["T"] == 4 and fw["spike_mismatches"] == 0 and "snnTorch loop vs SpikingJelly" in r.stdout
+    rows = {row["method"]: row for row in res["methods"]}
+    # same weights and inputs: snnplug's DSR and BNTT reproduce SpikingJelly's built-ins
+    assert rows["dsr-if vs neuron.DSRIFNode"]["output_agreement"] == 1.0
+    assert rows["bntt vs layer.BatchNormThroughTime2d"]["max_abs_output_diff"] < 1e-4

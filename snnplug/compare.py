@@ -297,12 +297,11 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
         ours = snnplug.apply(base, normalizer="bntt", T=T)
         eps = next(m for m in ours.modules() if hasattr(m, "eps")).eps
 
-        def sj_bntt(bn: nn.Module) -> nn.Module:
-            new = ab.layer.BatchNormThroughTime2d(T, bn.num_features, eps=float(eps), step_mode="m")
-            return new
-
-        theirs = copy.deepcopy(base)
-        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm2d), sj_bntt)
+        theirs = copy.deepcopy(base)  # every BatchNorm apply() replaced, 2d and 1d, same eps
+        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm2d),
+                 lambda bn: ab.layer.BatchNormThroughTime2d(T, bn.num_features, eps=float(eps), step_mode="m"))
+        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm1d),
+                 lambda bn: ab.layer.BatchNormThroughTime1d(T, bn.num_features, eps=float(eps), step_mode="m"))
         rows.append(_method_row("bntt vs layer.BatchNormThroughTime2d", ours.to(dev), theirs.to(dev), x_seq, y,
                                 repeats, dev))
     except UnknownPluginError as exc:
