@@ -112,3 +112,20 @@ def test_event_rate_of_plain_and_pooled_spikes():
     pooled = torch.nn.functional.avg_pool2d(spikes, 2)  # windows: all four spike / two of four spike
     assert event_rate(pooled) == pytest.approx(6 / 8)
     assert event_rate(torch.zeros(3, 4)) == 0.0
+
+
+def test_sigterm_handler_is_restored_even_when_training_fails(tmp_path):
+    import signal
+
+    s = snnplug.strategy("bptt", T=2)
+    b = load_dataset("digits", limit=64)
+    m = s.build_model(b.input_shape, b.num_classes)
+
+    def broken_loss(model, x, y):
+        raise RuntimeError("loss exploded")
+
+    s.loss = broken_loss
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RuntimeError, match="loss exploded"):
+        train(s, m, b, TrainConfig(epochs=1, out_dir=tmp_path, progress=False))
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -168,66 +168,70 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
     if cfg.progress:
         from tqdm.auto import tqdm as progress
     stop = False
-    for epoch in range(start_epoch, cfg.epochs):
-        # the shuffle depends on (seed, epoch) only, so a resumed run replays it exactly
-        gen.manual_seed(cfg.seed * 100003 + epoch)
-        model.train()
-        t0 = time.perf_counter()
-        seen, correct, loss_sum = 0, 0, 0.0
-        batches = enumerate(train_loader)
-        if progress is not None:
-            batches = progress(batches, total=len(train_loader), desc=f"{strategy.name} epoch {epoch + 1}/{cfg.epochs}",
-                               leave=False)
-        for step, (x, y) in batches:
-            if step < skip_steps:
-                continue
-            x, y = _to(x, cfg.device), _to(y, cfg.device)
-            n_global = len(y)
-            if distributed:
-                x, y = ddp.shard(x, y)
-            loss, logits = strategy.loss(model, x, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
-                                         f"lower the learning rate (--lr)")
-            opt.zero_grad(set_to_none=True)
-            if distributed:  # weight so that averaging over ranks gives the global batch mean
-                (loss * ddp.weight_of_shard(len(y), n_global)).backward()
-                ddp.average_gradients(model)
-            else:
-                loss.backward()
-            opt.step()
-            if distributed:
-                ddp.average_buffers(model)
-            if sched is not None:
-                sched.step()
-            global_step += 1
-            seen += len(y)
-            correct += int((logits.detach().argmax(-1) == y).sum())
-            loss_sum += float(loss.detach()) * len(y)
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            # the shuffle depends on (seed, epoch) only, so a resumed run replays it exactly
+            gen.manual_seed(cfg.seed * 100003 + epoch)
+            model.train()
+            t0 = time.perf_counter()
+            seen, correct, loss_sum = 0, 0, 0.0
+            batches = enumerate(train_loader)
+            if progress is not None:
+                batches = progress(batches, total=len(train_loader), desc=f"{strategy.name} epoch {epoch + 1}/{cfg.epochs}",
+                                   leave=False)
+            for step, (x, y) in batches:
+                if step < skip_steps:
+                    continue
+                x, y = _to(x, cfg.device), _to(y, cfg.device)
+                n_global = len(y)
+                if distributed:
+                    x, y = ddp.shard(x, y)
+                loss, logits = strategy.loss(model, x, y)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
+                                             f"lower the learning rate (--lr)")
+                opt.zero_grad(set_to_none=True)
+                if distributed:  # weight so that averaging over ranks gives the global batch mean
+                    (loss * ddp.weight_of_shard(len(y), n_global)).backward()
+                    ddp.average_gradients(model)
+                else:
+                    loss.backward()
+                opt.step()
+                if distributed:
+                    ddp.average_buffers(model)
+                if sched is not None:
+                    sched.step()
+                global_step += 1
+                seen += len(y)
+                correct += int((logits.detach().argmax(-1) == y).sum())
+                loss_sum += float(loss.detach()) * len(y)
+                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                    elapsed += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    checkpoint(epoch, step + 1)
+                if cfg.max_steps is not None and global_step >= cfg.max_steps:
+                    stop = step + 1 < len(train_loader)  # interrupted inside the epoch
+                    break
+                if sigterm.requested:  # finish the step, keep it, then leave
+                    stop = True
+                    break
+            if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
                 elapsed += time.perf_counter() - t0
-                t0 = time.perf_counter()
                 checkpoint(epoch, step + 1)
-            if cfg.max_steps is not None and global_step >= cfg.max_steps:
-                stop = step + 1 < len(train_loader)  # interrupted inside the epoch
+                if sigterm.requested:
+                    raise SystemExit(128 + signal.SIGTERM)
                 break
-            if sigterm.requested:  # finish the step, keep it, then leave
-                stop = True
-                break
-        if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
+            skip_steps = 0
             elapsed += time.perf_counter() - t0
-            checkpoint(epoch, step + 1)
-            if sigterm.requested:
-                raise SystemExit(128 + signal.SIGTERM)
-            break
-        skip_steps = 0
-        elapsed += time.perf_counter() - t0
-        accs = evaluate(strategy, model, test_loader, cfg.eval_T, cfg.device)
-        history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
-                        "train_acc": correct / max(1, seen),
-                        "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed})
-        checkpoint(epoch + 1, 0)
-        if cfg.max_steps is not None and global_step >= cfg.max_steps:
-            break
-    sigterm.restore()
+            accs = evaluate(strategy, model, test_loader, cfg.eval_T, cfg.device)
+            history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
+                            "train_acc": correct / max(1, seen),
+                            "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed})
+            checkpoint(epoch + 1, 0)
+            if cfg.max_steps is not None and global_step >= cfg.max_steps:
+                break
+        if sigterm.requested:  # arrived after the last step: the final checkpoint is written
+            raise SystemExit(128 + signal.SIGTERM)
+    finally:
+        sigterm.restore()  # never leave the handler installed in the caller's process
     return TrainResult(model=model, history=history, train_seconds=elapsed, peak_memory_mb=_peak_rss_mb())
