@@ -97,6 +97,10 @@ class DSRNode(base.MemoryModule):
     def _rep_grads(self, G: torch.Tensor, rep_in: torch.Tensor, vth: torch.Tensor):
         raise NotImplementedError
 
+    def spike_amplitude(self, dtype: torch.dtype) -> torch.Tensor:
+        """The value an emitted spike has in the output (computed as the simulation does)."""
+        raise NotImplementedError
+
     # -- forwards --------------------------------------------------------------------------------
     def _check(self, x: torch.Tensor, min_rank: int) -> None:
         check_sequence(x, who=type(self).__name__, min_rank=min_rank)
@@ -212,6 +216,9 @@ class DSRIFNode(DSRNode):
     def _rep_grads(self, G, rep_in, vth):
         return F.if_rep_grads(G, rep_in, vth.to(G.dtype), self.threshold_grad_scale)
 
+    def spike_amplitude(self, dtype):
+        return self.v_threshold.detach().to(dtype)  # out = Vth * s
+
 
 class DSRLIFNode(DSRNode):
     """DSR leaky integrate-and-fire neuron (Meng et al., CVPR 2022, eqs. 5, 6, 14, 20).
@@ -247,6 +254,9 @@ class DSRLIFNode(DSRNode):
     def _rep_grads(self, G, rep_in, vth):
         return F.lif_rep_grads(G, rep_in, vth.to(G.dtype), self.tau, self.dt,
                                self.threshold_grad_scale)
+
+    def spike_amplitude(self, dtype):
+        return torch.div(self.v_threshold.detach().to(dtype), self.dt)  # out = Vth * s / dt
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", tau={self.tau}, dt={self.dt}"

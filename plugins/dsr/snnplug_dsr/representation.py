@@ -41,6 +41,7 @@ from snnplug.backends.spikingjelly import reset
 from snnplug.checks import check_sequence
 from snnplug.errors import SnnplugError, TimeStepError, UnsupportedModuleError
 
+from .layerwise import DEFAULT_CHUNK, chain_of, simulate_chain
 from .neuron import DSRNode, Record
 
 TIME_LINEAR: tuple[type[nn.Module], ...] = (
@@ -118,9 +119,10 @@ class _BNStats:
 class _Engine:
     """Drives one simulation + representation pass over a model."""
 
-    def __init__(self, model: nn.Module, chunk: int | None) -> None:
+    def __init__(self, model: nn.Module, chunk: int | None, layerwise: bool = True) -> None:
         self.model = model
         self.chunk = chunk
+        self.layerwise = layerwise
         self.neurons = dsr_neurons(model)
         self.bns = {m: _BNStats(m) for m in model.modules() if isinstance(m, BATCH_NORMS)
                     and (m.training or not m.track_running_stats or m.running_mean is None)}
@@ -180,6 +182,9 @@ class _Engine:
     def simulate(self, x_seq: torch.Tensor) -> torch.Tensor:
         """Spiking forward without graph; returns the time-mean of the model output."""
         T = self.T = x_seq.shape[0]
+        chain = chain_of(self.model, list(self.bns)) if self.layerwise else None
+        if chain is not None:
+            return self._simulate_chain(chain, x_seq)
         chunk = T if self.chunk is None else min(self.chunk, T)
         self.single_chunk = chunk >= T
         # direct encoding: an expanded view, constant over time
@@ -210,6 +215,26 @@ class _Engine:
                     raise SnnplugError("the model produced no output (internal)")
                 return total / T
 
+    def _simulate_chain(self, chain: list[nn.Module], x_seq: torch.Tensor) -> torch.Tensor:
+        """Layer by layer, ``chunk`` steps at a time (see :mod:`.layerwise`)."""
+        self.phase = "stream"
+        for n in self.neurons:
+            n._mode = "stream"
+        reset(self.model)
+        for n in self.neurons:
+            n._record = Record(T=self.T)
+
+        def accumulate(st: _BNStats, x: torch.Tensor, bn: nn.Module) -> None:
+            st.accumulate(x.flatten(0, 1) if getattr(bn, "step_mode", "s") == "m" else x, bn)
+
+        def finalize(st: _BNStats, dtype: torch.dtype, repeat: int) -> None:
+            if repeat > 1:  # a time-constant input: one step stands for all T
+                st.n, st.M2 = st.n * repeat, st.M2 * repeat
+            st.finalize(dtype if dtype.is_floating_point else torch.float32)
+
+        chunk = DEFAULT_CHUNK if self.chunk is None else self.chunk
+        return simulate_chain(chain, x_seq, min(chunk, self.T), self.bns, accumulate, finalize)
+
     def replay(self, x_seq: torch.Tensor) -> torch.Tensor:
         """The representation pass: ``[1, B, ...]`` in, ``[B, C]`` out, with autograd."""
         self.phase = "replay"
@@ -236,17 +261,23 @@ def _bn_replay(x2: torch.Tensor, st: _BNStats, bn: nn.Module) -> torch.Tensor:
     return y
 
 
-def representation_forward(model: nn.Module, x_seq: torch.Tensor, *, chunk: int | None = None) -> torch.Tensor:
+def representation_forward(model: nn.Module, x_seq: torch.Tensor, *, chunk: int | None = None,
+                           layerwise: bool = True) -> torch.Tensor:
     """Rate readout ``[B, C]`` of ``model`` on ``x_seq [T, B, ...]`` whose backward is DSR's,
     computed without a per-step graph (see the module docstring).
 
-    ``chunk``: simulate that many steps at a time (memory independent of T); ``None`` simulates
-    all T steps layer by layer (fastest with training-mode batch norm).
+    Sequential models (``nn.Sequential``, nested ones too) are simulated layer by layer with
+    spikes kept as bits (:mod:`.layerwise`), ``chunk`` steps at a time (default
+    ``layerwise.DEFAULT_CHUNK``): memory independent of T, each layer computed once (twice when it
+    feeds a training-mode batch norm). Other models are run whole: ``chunk=None`` simulates all
+    T steps at once (memory grows with T); an int simulates that many steps at a time, with one
+    extra partial sweep of the model per training-mode batch norm. ``layerwise=False`` forces the
+    whole-model path on sequential models too (for comparison).
     """
     check_sequence(x_seq, who="representation_forward", min_rank=3)
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise TypeError(f"chunk must be a positive int or None, got {chunk!r}")
-    eng = _Engine(model, chunk)
+    eng = _Engine(model, chunk, layerwise)
     if not eng.neurons:
         raise SnnplugError("the model has no DSR neurons: prepare it with snnplug.apply(model, "
                            "neuron='dsr-if', T=...) or DSRStrategy.prepare(model)")

@@ -39,19 +39,20 @@ def _per_step(net, xs, y):
     return out.detach()
 
 
-def _representation(net, xs, y, chunk):
-    out = representation_forward(net, xs, chunk=chunk)
+def _representation(net, xs, y, chunk, layerwise=True):
+    out = representation_forward(net, xs, chunk=chunk, layerwise=layerwise)
     F.cross_entropy(out, y).backward()
     return out.detach()
 
 
+@pytest.mark.parametrize("layerwise", [True, False], ids=["layerwise", "whole-model"])
 @pytest.mark.parametrize("kind", ["if", "lif"])
 @pytest.mark.parametrize("chunk", [None, 1, 4])
-def test_gradients_equal_per_step_without_batch_norm(kind, chunk):
+def test_gradients_equal_per_step_without_batch_norm(kind, chunk, layerwise):
     a = _net(kind, norm=False)
     b = copy.deepcopy(a)
     xs, y = _batch()
-    la, lb = _per_step(a, xs, y), _representation(b, xs, y, chunk)
+    la, lb = _per_step(a, xs, y), _representation(b, xs, y, chunk, layerwise)
     assert torch.equal(la, lb)
     n_nonzero = 0
     for (name, p), q in zip(a.named_parameters(), b.parameters()):
@@ -60,12 +61,13 @@ def test_gradients_equal_per_step_without_batch_norm(kind, chunk):
     assert n_nonzero >= 6  # the comparison is not between zeros
 
 
+@pytest.mark.parametrize("layerwise", [True, False], ids=["layerwise", "whole-model"])
 @pytest.mark.parametrize("chunk", [None, 2])
-def test_batch_norm_values_exact_and_only_pre_bn_weights_differ(chunk):
+def test_batch_norm_values_exact_and_only_pre_bn_weights_differ(chunk, layerwise):
     a = _net("if", norm=True)
     b = copy.deepcopy(a)
     xs, y = _batch()
-    la, lb = _per_step(a, xs, y), _representation(b, xs, y, chunk)
+    la, lb = _per_step(a, xs, y), _representation(b, xs, y, chunk, layerwise)
     assert torch.allclose(la, lb, atol=1e-12)
     for (name, p), q in zip(a.named_buffers(), b.buffers()):  # running stats updated once, same values
         assert torch.allclose(p.double(), q.double(), atol=1e-12), name
@@ -79,10 +81,11 @@ def test_batch_norm_values_exact_and_only_pre_bn_weights_differ(chunk):
     assert set(differ) <= convs_before_bn and differ
 
 
-def test_bn_running_stats_updated_once_per_iteration():
+@pytest.mark.parametrize("layerwise", [True, False])
+def test_bn_running_stats_updated_once_per_iteration(layerwise):
     net = _net("if", norm=True)
     xs, _ = _batch()
-    representation_forward(net, xs, chunk=2)
+    representation_forward(net, xs, chunk=2, layerwise=layerwise)
     assert all(int(m.num_batches_tracked) == 1 for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
 
 
@@ -102,11 +105,12 @@ def test_errors_for_plain_models_and_wrong_T():
         representation_forward(net, torch.rand(T + 1, 2, 3))
 
 
-def test_no_per_step_graph_is_kept():
+@pytest.mark.parametrize("layerwise", [True, False])
+def test_no_per_step_graph_is_kept(layerwise):
     """The graph saves [B, ...] tensors only: no saved tensor has the T axis of the input."""
     net = _net("if", norm=True)
     xs, y = _batch()
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t, lambda t: t):
-        representation_forward(net, xs, chunk=None)
+        representation_forward(net, xs, chunk=None, layerwise=layerwise)
     assert saved and all(s[:1] != (T,) and T * 12 not in s[:1] for s in saved)
