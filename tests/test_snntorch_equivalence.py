@@ -139,6 +139,46 @@ def test_surrogates_match_snntorch_gradient(surrogate):
     _assert_grads_close(net, sj_net, g1, g2)
 
 
+@pytest.mark.parametrize("surrogate", ["atan", "fast_sigmoid", "sigmoid", "triangular", "straight_through",
+                                       "heaviside", "sfs", "spike_rate_escape", "none"])
+def test_in_place_surrogate_gradient_same_bits(surrogate):
+    """``grad_`` (used by the fused backward, overwrites its argument) gives ``grad``'s exact bits."""
+    sur = Surrogate.make(surrogate)
+    u = torch.cat([torch.randn(1000) * 3, torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-30, 40.0])])
+    want = sur.grad(u.clone())
+    got = sur.grad_(u.clone())
+    assert torch.equal(torch.isnan(got), torch.isnan(want))
+    assert torch.equal(got.nan_to_num(), want.nan_to_num())
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["leaky", "synaptic"]), reset=st.sampled_from(RESETS), delay=st.booleans(),
+       learn=st.booleans(), per_neuron=st.booleans(), T=st.integers(1, 10), seed=st.integers(0, 10_000))
+def test_state_outputs_in_the_loss_fused_gradients(kind, reset, delay, learn, per_neuron, T, seed):
+    """``output=True`` with membrane (and synaptic current) in the loss: the fused backward's
+    paths that receive a gradient for the states, against snnTorch's autograd."""
+    torch.manual_seed(seed)
+    n = 5
+    b = torch.rand(n) * 0.5 + 0.5 if per_neuron else 0.875
+    th = torch.rand(n) + 0.25 if per_neuron else 0.5
+    neuron = _neuron(kind, n, beta=b, thr=th, reset=reset, delay=delay, learn=learn)
+    neuron.output = True
+    net = nn.Sequential(nn.Linear(3, n), neuron)
+    sj_net = A.to_spikingjelly(net, layers="per-step", impl="fused")
+    x = torch.randn(T, 2, 3) * 2
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    outs_a = A.run(net, x1)
+    sj_reset(sj_net)
+    outs_b = sj_net(x2)
+    assert len(outs_a) == len(outs_b) == (3 if kind == "synaptic" else 2)
+    for oa, ob in zip(outs_a, outs_b, strict=True):
+        assert torch.equal(oa, ob)
+    for outs in (outs_a, outs_b):
+        w = [torch.linspace(-1, 1 + i, o.numel()).view_as(o) for i, o in enumerate(outs)]
+        sum((o * wi).sum() + 0.25 * (o * o).sum() for o, wi in zip(outs, w, strict=True)).backward()
+    _assert_grads_close(net, sj_net, x1.grad, x2.grad)
+
+
 def test_surrogate_parameters_read_from_closure():
     from snntorch import surrogate as s
 

@@ -130,7 +130,11 @@ def _immediate_reset(dyn: Dynamics, m1: torch.Tensor, sig_t: torch.Tensor, r: to
 
 
 class _Buffers:
-    """Preallocated sequences for one forward pass."""
+    """Preallocated sequences for one forward pass, and their per-step views.
+
+    The views (``*_t``, from one ``unbind`` per buffer) are taken once: indexing ``buf[t]`` in the
+    loop costs a ``select`` call per access, which dominates for small layers.
+    """
 
     def __init__(self, x_seq: torch.Tensor, dyn: Dynamics, g_is_one: bool, synaptic: bool) -> None:
         self.m1 = torch.empty_like(x_seq)
@@ -139,15 +143,21 @@ class _Buffers:
         self.m = torch.empty_like(x_seq) if dyn.immediate else self.m1
         self.r = torch.empty_like(x_seq) if dyn.immediate else None
         self.syn = torch.empty_like(x_seq) if synaptic else None
+        self.x_t = x_seq.unbind(0)
+        self.m1_t = self.m1.unbind(0)
+        self.sig_t = self.sig.unbind(0)
+        self.s_t = self.sig_t if g_is_one else self.s.unbind(0)
+        self.m_t = self.m.unbind(0) if dyn.immediate else self.m1_t
+        self.r_t = self.r.unbind(0) if self.r is not None else ()
+        self.syn_t = self.syn.unbind(0) if self.syn is not None else ()
 
 
 def _next_reset(buf: _Buffers, t: int, m: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
     """Immediate resets: the flag ``H(m[t] - thr)`` for step t+1, written into ``buf.r[t+1]``."""
-    assert buf.r is not None
-    if t + 1 < buf.r.shape[0]:
-        torch.gt(m, thr, out=buf.r[t + 1])
-        return buf.r[t + 1]
-    return buf.r[t]  # unused
+    if t + 1 < len(buf.r_t):
+        torch.gt(m, thr, out=buf.r_t[t + 1])
+        return buf.r_t[t + 1]
+    return buf.r_t[t]  # unused
 
 
 def _resets(dyn: Dynamics, r0: torch.Tensor, sig: torch.Tensor, r_seq: torch.Tensor | None) -> torch.Tensor:
@@ -157,16 +167,23 @@ def _resets(dyn: Dynamics, r0: torch.Tensor, sig: torch.Tensor, r_seq: torch.Ten
     return torch.cat((r0.unsqueeze(0), sig[:-1]), 0)
 
 
-def _grad_terms(dyn: Dynamics, sur: Surrogate, m1: torch.Tensor, sig: torch.Tensor, r: torch.Tensor,
+def _grad_terms(dyn: Dynamics, sur: Surrogate, m1: torch.Tensor, sig: torch.Tensor, r: torch.Tensor | None,
                 thr: torch.Tensor, g: torch.Tensor, g_is_one: bool, gs: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``e = dL/ds * g * sg`` and the factor ``A`` (None means 1) for all steps."""
-    sg = sur.grad(m1 - thr)
-    e = torch.zeros_like(m1) if gs is None else (gs * sg if g_is_one else gs * g * sg)
+    """``e = dL/ds * g * sg`` (a new tensor) and the factor ``A`` (None means 1) for all steps.
+
+    ``sg`` is computed in place in a fresh ``m1 - thr`` and ``e`` in place in ``sg`` once ``A`` has
+    used it: the only full-size allocation of the common case (it becomes ``dL/dm1``).
+    """
+    sg = sur.grad_(m1 - thr)
     A = None
     if dyn.immediate:
+        assert r is not None
         A = 1 - thr * sg if dyn.reset == "subtract" else 1 - (sig - r) - m1 * sg
-    return e, A
+    if gs is None:
+        return torch.zeros_like(m1), A
+    e = sg if sg.shape == m1.shape else sg.expand_as(m1).clone()
+    return e.mul_(gs if g_is_one else gs * g), A
 
 
 def _thr_grad(dyn: Dynamics, sur: Surrogate, e: torch.Tensor, g_m1: torch.Tensor, gmo: torch.Tensor | None,
@@ -184,12 +201,22 @@ def _thr_grad(dyn: Dynamics, sur: Surrogate, e: torch.Tensor, g_m1: torch.Tensor
     return out
 
 
-def _scan(E: torch.Tensor, C: torch.Tensor, per_step: bool) -> torch.Tensor:
-    """``y[T-1] = E[T-1]``, ``y[t] = E[t] + C[t] * y[t+1]`` (``per_step``) or ``E[t] + C * y[t+1]``."""
-    y = torch.empty_like(E)
-    y[-1] = E[-1]
+def _scan(E: torch.Tensor, C: torch.Tensor, per_step: bool, inplace: bool = False) -> torch.Tensor:
+    """``y[T-1] = E[T-1]``, ``y[t] = E[t] + C[t] * y[t+1]`` (``per_step``) or ``E[t] + C * y[t+1]``.
+
+    ``inplace``: overwrite ``E`` with ``y`` (same arithmetic, no allocation).
+    """
+    y = E if inplace else torch.empty_like(E)
+    y_t = y.unbind(0)
+    C_t = C.unbind(0) if per_step else None
+    if inplace:
+        for t in range(E.shape[0] - 2, -1, -1):
+            y_t[t].addcmul_(C_t[t] if C_t is not None else C, y_t[t + 1])
+        return y
+    E_t = E.unbind(0)
+    y_t[-1].copy_(E_t[-1])
     for t in range(E.shape[0] - 2, -1, -1):
-        torch.addcmul(E[t], C[t] if per_step else C, y[t + 1], out=y[t])
+        torch.addcmul(E_t[t], C_t[t] if C_t is not None else C, y_t[t + 1], out=y_t[t])
     return y
 
 
@@ -203,22 +230,22 @@ class LeakySeq(torch.autograd.Function):
         buf = _Buffers(x_seq, dyn, g_is_one, synaptic=False)
         r0 = heaviside(m0 - thr).to(x_seq.dtype)
         if buf.r is not None:
-            buf.r[0] = r0
+            buf.r_t[0].copy_(r0)
         r, m = r0, m0
-        for t in range(x_seq.shape[0]):
-            m1 = buf.m1[t]
-            mz = (1 - r) * m if dyn.reset == "zero" else m
-            torch.mul(b, mz, out=m1)
-            m1.add_(x_seq[t])
-            if dyn.reset == "subtract":
+        zero, subtract = dyn.reset == "zero", dyn.reset == "subtract"
+        for t, x in enumerate(buf.x_t):
+            m1, sig_t = buf.m1_t[t], buf.sig_t[t]
+            torch.mul(b, (1 - r) * m if zero else m, out=m1)
+            m1.add_(x)
+            if subtract:
                 m1.addcmul_(r, thr, value=-1)
-            _fire(m1, thr, g, g_is_one, buf.sig[t], buf.s[t])
+            _fire(m1, thr, g, g_is_one, sig_t, buf.s_t[t])
             if dyn.immediate:
-                _immediate_reset(dyn, m1, buf.sig[t], r, thr, buf.m[t])
-                m = buf.m[t]
+                m = buf.m_t[t]
+                _immediate_reset(dyn, m1, sig_t, r, thr, m)
                 r = _next_reset(buf, t, m, thr)
             else:
-                r, m = buf.sig[t], m1
+                r, m = sig_t, m1
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(m0, r0, buf.m1, buf.m, buf.sig, buf.r if buf.r is not None else r0, b, thr, g)
         ctx.dyn, ctx.sur, ctx.g_is_one = dyn, sur, g_is_one
@@ -228,9 +255,12 @@ class LeakySeq(torch.autograd.Function):
     def backward(ctx: Any, gs: torch.Tensor | None, gm_seq: torch.Tensor | None):  # type: ignore[override]
         m0, r0, m1, m_seq, sig, r_saved, b, thr, g = ctx.saved_tensors
         dyn: Dynamics = ctx.dyn
-        r = _resets(dyn, r0, sig, r_saved if dyn.immediate else None)
+        need = ctx.needs_input_grad
+        # the reset flags are needed only for these (a full-size cat otherwise saved)
+        r = (_resets(dyn, r0, sig, r_saved if dyn.immediate else None)
+             if dyn.immediate or dyn.reset == "zero" or need[3] else None)
         e, A = _grad_terms(dyn, ctx.sur, m1, sig, r, thr, g, ctx.g_is_one, gs)
-        bk = b * (1 - r) if dyn.reset == "zero" else b  # dm1[t]/dm[t-1]
+        bk = b * (1 - r) if r is not None and dyn.reset == "zero" else b  # dm1[t]/dm[t-1]
         E = e if gm_seq is None else e + (gm_seq if A is None else A * gm_seq)
         per_step = dyn.reset == "zero"
         if per_step:  # C[t] = A[t] * bk[t+1]
@@ -239,8 +269,8 @@ class LeakySeq(torch.autograd.Function):
         else:
             C = b if A is None else A * b
             per_step = A is not None
-        g_m1 = _scan(E, C, per_step)
-        need = ctx.needs_input_grad
+        # E is a fresh tensor: scan in place unless it is e and the threshold gradient reads e
+        g_m1 = _scan(E, C, per_step, inplace=E is not e or not need[3])
         grads: list[torch.Tensor | None] = [None] * 8
         grads[0] = g_m1 if need[0] else None
         if need[1]:
@@ -274,25 +304,25 @@ class SynapticSeq(torch.autograd.Function):
         assert buf.syn is not None
         r0 = heaviside(m0 - thr).to(x_seq.dtype)
         if buf.r is not None:
-            buf.r[0] = r0
+            buf.r_t[0].copy_(r0)
         r, syn, m = r0, syn0, m0
-        for t in range(x_seq.shape[0]):
-            syn_t, pre = buf.syn[t], buf.m1[t]
+        for t, x in enumerate(buf.x_t):
+            syn_t, pre = buf.syn_t[t], buf.m1_t[t]
             torch.mul(a, syn, out=syn_t)
-            syn_t.add_(x_seq[t])
+            syn_t.add_(x)
             torch.mul(b, m, out=pre)
             pre.add_(syn_t)
             if dyn.reset == "subtract":
                 pre.addcmul_(r, thr, value=-1)
             elif dyn.reset == "zero":
                 pre.sub_(pre * r)
-            _fire(pre, thr, g, g_is_one, buf.sig[t], buf.s[t])
+            _fire(pre, thr, g, g_is_one, buf.sig_t[t], buf.s_t[t])
             if dyn.immediate:
-                _immediate_reset(dyn, pre, buf.sig[t], r, thr, buf.m[t])
-                m = buf.m[t]
+                m = buf.m_t[t]
+                _immediate_reset(dyn, pre, buf.sig_t[t], r, thr, m)
                 r = _next_reset(buf, t, m, thr)
             else:
-                r, m = buf.sig[t], pre
+                r, m = buf.sig_t[t], pre
             syn = syn_t
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(syn0, m0, r0, buf.syn, buf.m1, buf.m, buf.sig,
@@ -315,9 +345,9 @@ class SynapticSeq(torch.autograd.Function):
         coef = b if A is None else A * b
         if K is not None:
             coef = K * coef
-        P = _scan(E, coef, K is not None or A is not None)
+        P = _scan(E, coef, K is not None or A is not None, inplace=E is not e)  # e is read below
         Q = P if gsyn_seq is None else P + gsyn_seq
-        g_syn = _scan(Q, a, False)
+        g_syn = _scan(Q, a, False, inplace=Q is not P)  # P is read below
         gm = torch.zeros_like(m1)
         gm[:-1] = b * P[1:]
         if gm_seq is not None:
