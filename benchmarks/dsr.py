@@ -40,6 +40,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 BATCH = 32
 SHAPE = (1, 28, 28)
 SEEDS = (0, 1, 2)
+PER_STEP = "DSR-IF T=20, init Vth 2, per-step backward (exact per-step gradient)"
+NO_SPIKE_OUT = "DSR-IF T=20, init Vth 2, non-spiking classifier"
+NO_SPIKE_OUT5 = "DSR-IF T=5, init Vth 2, non-spiking classifier"
+ANN_NO_CLAMP_OUT = "ANN, init Vth 2, no clamp on the output"
 
 
 # -- one speed/memory case (runs in a subprocess) ------------------------------------------------
@@ -196,17 +200,19 @@ def accuracy(quick: bool, only: int | None = None) -> str:
 
     torch.set_num_threads(1)
     limit, epochs = (2000, 1) if quick else (6000, 2)
+    lr = 0.05  # lr 0.1 (the paper's, 200 epochs) is unstable in 188 steps: ANN seeds 85.6/77.8/82.3%
     bundle = load_dataset("fashion-mnist", limit=limit)
     arch = {"channels": (16, 32), "hidden": 128}
 
-    def ann_run(vth: float = 6.0, seed: int = 0) -> tuple[float, float]:
+    def ann_run(vth: float = 6.0, seed: int = 0, clamp_output: bool = True) -> tuple[float, float]:
         torch.manual_seed(seed)
         net = convnet(bundle.input_shape, bundle.num_classes, activation=lambda: ClampAct(vth), **arch)
-        net.append(ClampAct(vth))
+        if clamp_output:  # the counterpart of DSR's spiking output layer
+            net.append(ClampAct(vth))
         ths = [m.v_threshold for m in net.modules() if isinstance(m, ClampAct)]
         rest = [p for p in net.parameters() if all(p is not t for t in ths)]
         opt = torch.optim.SGD([{"params": rest, "weight_decay": 5e-4}, {"params": ths, "weight_decay": 0.0}],
-                              lr=0.1, momentum=0.9)
+                              lr=lr, momentum=0.9)
         train, test = make_loaders(bundle, 64, seed=seed)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(train))
         t0 = time.perf_counter()
@@ -223,9 +229,9 @@ def accuracy(quick: bool, only: int | None = None) -> str:
             acc = sum(int((net(x).argmax(-1) == y).sum()) for x, y in test) / len(bundle.test)
         return 100 * acc, time.perf_counter() - t0
 
-    def dsr_run(T: int, seed: int = 0, **nk) -> tuple[float, float]:
+    def dsr_run(T: int, seed: int = 0, strategy: dict | None = None, **nk) -> tuple[float, float]:
         torch.manual_seed(seed)
-        st = DSRStrategy(T=T, neuron="if", neuron_kwargs=nk, **arch)
+        st = DSRStrategy(T=T, neuron="if", neuron_kwargs=nk, lr=lr, **arch, **(strategy or {}))
         net = st.build_model(bundle.input_shape, bundle.num_classes)
         train, test = make_loaders(bundle, 64, seed=seed)
         opt, sched = st.make_optimizer(net, epochs, len(train))
@@ -245,17 +251,22 @@ def accuracy(quick: bool, only: int | None = None) -> str:
     # (row, seed, run); rows with seeds 0-2 are the target comparisons, the ablation uses seed 0
     # (the paper's Table 3 compares the same seeds' setting against DSR init 6, seed 0 here too)
     runs: list[tuple[str, int, Callable[[], tuple[float, float]]]] = []
+    for seed in SEEDS:  # batch-norm parity: the exact per-step DSR gradient (slowest, first)
+        runs.append((PER_STEP, seed, lambda s=seed: dsr_run(20, s, {"backward": "per-step"}, v_threshold=2.0)))
     for seed in SEEDS:
         runs += [(f"DSR-IF T=20, init Vth {v:g}", seed, lambda s=seed, v=v: dsr_run(20, s, v_threshold=v))
                  for v in (6.0, 2.0)]
+        runs.append((NO_SPIKE_OUT, seed, lambda s=seed: dsr_run(20, s, {"spike_output": False}, v_threshold=2.0)))
     runs += [("DSR-IF T=20 w/o F (alpha=1), init 6", 0, lambda: dsr_run(20, 0, alpha=1.0)),
              ("DSR-IF T=20 w/o T (fixed Vth=6)", 0, lambda: dsr_run(20, 0, train_threshold=False)),
              ("DSR-IF T=20 w/o F&T, Vth 6", 0, lambda: dsr_run(20, 0, alpha=1.0, train_threshold=False))]
     for seed in SEEDS:
         runs += [(f"DSR-IF T=5, init Vth {v:g}", seed, lambda s=seed, v=v: dsr_run(5, s, v_threshold=v))
                  for v in (6.0, 2.0)]
+        runs.append((NO_SPIKE_OUT5, seed, lambda s=seed: dsr_run(5, s, {"spike_output": False}, v_threshold=2.0)))
         runs += [(f"ANN, clamp(x, 0, Vth), init Vth {v:g}", seed, lambda s=seed, v=v: ann_run(v, s))
                  for v in (6.0, 2.0)]
+        runs.append((ANN_NO_CLAMP_OUT, seed, lambda s=seed: ann_run(2.0, s, clamp_output=False)))
     if only is not None:
         return json.dumps(runs[only][2]())
     # each run in its own process, two at a time (one torch thread each), longest first
@@ -281,7 +292,8 @@ def accuracy(quick: bool, only: int | None = None) -> str:
     rows = []
     for name, vals in by_row.items():
         accs = [a for _, a, _ in vals]
-        ref = ann2 if name.endswith(("Vth 2", "init 2")) else ann6
+        ref = (mean(ANN_NO_CLAMP_OUT) if name in (NO_SPIKE_OUT, NO_SPIKE_OUT5)
+               else ann2 if "Vth 2" in name or name.endswith("init 2") else ann6)
         sd = f"{statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
         rows.append([name, str(len(accs)), f"{statistics.mean(accs):.2f}", sd,
                      " / ".join(f"{a:.2f}" for a in accs),
@@ -300,14 +312,22 @@ def accuracy(quick: bool, only: int | None = None) -> str:
           check("DSR-IF T=5 within 2 points of the ANN, init Vth 6 (means)", d5 - ann6, d5 >= ann6 - 2),
           check("DSR-IF T=20 init Vth 2 within 1 point of the better ANN (means)", d20b - best, d20b >= best - 1),
           check("DSR-IF T=5 init Vth 2 within 2 points of the better ANN (means)", d5b - best, d5b >= best - 2),
+          check("non-spiking classifier: DSR-IF T=20 within 1 point of its ANN (means)",
+                mean(NO_SPIKE_OUT) - mean(ANN_NO_CLAMP_OUT), mean(NO_SPIKE_OUT) >= mean(ANN_NO_CLAMP_OUT) - 1),
+          check("non-spiking classifier: DSR-IF T=5 within 2 points of its ANN (means)",
+                mean(NO_SPIKE_OUT5) - mean(ANN_NO_CLAMP_OUT), mean(NO_SPIKE_OUT5) >= mean(ANN_NO_CLAMP_OUT) - 2),
+          check("BN parity: representation backward within 1 point of the per-step one (T=20, init 2, means)",
+                d20b - mean(PER_STEP), abs(d20b - mean(PER_STEP)) <= 1),
           check("alpha=0.5 beats alpha=1 (seed 0)", d20s0 - noF, d20s0 > noF),
           check("trained Vth beats fixed Vth (seed 0)", d20s0 - noT, d20s0 > noT)]
     return (f"Fashion-MNIST, {limit} training / {len(bundle.test)} test images, {epochs} epoch(s), "
-            f"batch 64, convnet 16-32-128 with batch norm and a spiking output layer, SGD lr 0.1 "
-            f"momentum 0.9 wd 5e-4 cosine (the paper's optimiser), threshold L2 5e-4. Seeds "
+            f"batch 64, convnet 16-32-128 with batch norm and a spiking output layer, SGD lr {lr} "
+            f"momentum 0.9 wd 5e-4 cosine (the paper's optimiser with half its lr: at lr 0.1 this "
+            f"short budget was unstable, ANN seeds 0-2 at 85.6/77.8/82.3%), threshold L2 5e-4. Seeds "
             f"{', '.join(map(str, SEEDS))} for the target rows (seed sets the initial weights and the "
             f"batch order), seed 0 for the ablation rows. 'vs ANN' compares means with the ANN of "
-            f"the same initial threshold. With {len(bundle.test)} test images one standard error of an "
+            f"the same initial threshold (the non-spiking-classifier DSR row with the ANN without output "
+            f"clamp). With {len(bundle.test)} test images one standard error of an "
             f"accuracy near 85% is about {100 * (0.85 * 0.15 / len(bundle.test)) ** 0.5:.1f} points.\n\n"
             + table(["run", "seeds", "mean acc %", "sd", "per seed", "vs ANN", "train s"], rows) + "\n\n"
             + table(["target", "measured", ""], tg))

@@ -49,7 +49,14 @@ def any_length(model: nn.Module) -> Iterator[None]:
 
 
 class DSRStrategy(Strategy):
-    """DSR training (paper defaults: SGD lr 0.1, momentum 0.9, wd 5e-4, cosine; threshold L2 5e-4)."""
+    """DSR training (paper defaults: SGD lr 0.1, momentum 0.9, wd 5e-4, cosine; threshold L2 5e-4).
+
+    ``backward``: ``"representation"`` (one simulation without graph + one ANN-sized backward,
+    :mod:`.representation`), ``"per-step"`` or ``"auto"`` (representation when the model allows).
+    ``chunk``: steps the representation backward simulates at a time; ``None`` takes 4 for
+    ``nn.Sequential`` models (layer-wise, memory flat in T, :mod:`.layerwise`) and the whole
+    sequence for other models.
+    """
 
     name = "dsr"
     default_epochs = 200
