@@ -6,9 +6,9 @@ segments ``[time-local ops ..., neuron]``; each segment runs over the whole sequ
 steps at a time, before the next starts:
 
 * the segment's input is the previous neuron's spike train, kept as bits over time
-  (:class:`.spike_bits.SpikeBits`, 8 bytes per neuron for ``T <= 64``), or the model input;
+  (:class:`.spike_bits.SpikeBits`, ``ceil(T/8)`` bytes per neuron), or the model input;
 * a batch norm in training mode needs its statistics over all ``T*B`` before step 1 can be
-  normalised, so its segment prefix runs once to measure them (Chan's merge over chunks) and once
+  normalised, so its segment prefix runs once to measure them (:class:`.bn_stats.BNStats`) and once
   more to normalise: the layers feeding a batch norm are computed twice, every other layer once
   (the whole-model chunked sweeps of :mod:`.representation` recompute every earlier layer once
   per batch norm);
@@ -16,20 +16,21 @@ steps at a time, before the next starts:
   the ops before the first neuron once, on one step.
 
 Only float tensors of ``chunk`` steps exist at any time, plus one bit-packed spike train per
-layer, so peak memory does not grow with ``T`` (up to 64 steps per word). Spikes, records and
+layer (1/32 of its float size), so peak memory hardly grows with ``T``. Spikes, records and
 batch-norm statistics equal those of the whole-sequence simulation up to float rounding of the
 statistics (merge order).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from snnplug.errors import SnnplugError
 
+from .bn_stats import BNStats
 from .neuron import DSRNode
 from .spike_bits import SpikeBits
 
@@ -92,16 +93,12 @@ def _run(ops: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 def simulate_chain(chain: Sequence[nn.Module], x_seq: torch.Tensor, chunk: int,
-                   stats: dict[nn.Module, object],
-                   accumulate: Callable[[object, torch.Tensor, nn.Module], None],
-                   finalize: Callable[[object, torch.dtype, int], None]) -> torch.Tensor:
+                   stats: Mapping[nn.Module, BNStats]) -> torch.Tensor:
     """Simulate ``chain`` on ``x_seq [T, B, ...]`` (no autograd); returns the time-mean output.
 
-    ``stats`` maps each batch norm that needs sequence statistics to its accumulator;
-    ``accumulate(acc, x_bn_input, bn)`` merges one chunk (``[n, B, C, ...]``),
-    ``finalize(acc, dtype, repeat)`` fixes the statistics (``repeat``: the measured steps stand for
-    that many copies, for a time-constant input). The batch norms themselves, when called, must
-    normalise with the finalised statistics (the caller patches them).
+    ``stats`` maps each batch norm that needs sequence statistics to its accumulator; the batch
+    norms themselves, when called, must normalise with the finalised statistics (the caller
+    patches them). DSR neurons must be in stream mode with fresh records.
     """
     T = x_seq.shape[0]
     src = _Source(x_seq=x_seq)
@@ -109,40 +106,37 @@ def simulate_chain(chain: Sequence[nn.Module], x_seq: torch.Tensor, chunk: int,
     with torch.no_grad():
         for op in chain:
             if isinstance(op, DSRNode):
-                src = _run_segment(src, pending, T, chunk, stats, accumulate, finalize, neuron=op)
+                src = _run_segment(src, pending, T, chunk, stats, neuron=op)
                 pending = []
             else:
                 pending.append(op)
-        total = _run_segment(src, pending, T, chunk, stats, accumulate, finalize, neuron=None)
+        total = _run_segment(src, pending, T, chunk, stats, neuron=None)
     return total / T
 
 
-def _measure(src: _Source, ops: Sequence[nn.Module], T: int, chunk: int, stats: dict,
-             accumulate: Callable, finalize: Callable) -> None:
+def _measure(src: _Source, ops: Sequence[nn.Module], T: int, chunk: int,
+             stats: Mapping[nn.Module, BNStats]) -> None:
     """Measure the statistics of every batch norm among ``ops`` (in order)."""
     for k, op in enumerate(ops):
         if op not in stats:
             continue
-        acc = stats[op]
-        if src.constant:
+        st = stats[op]
+        if src.constant:  # one step's statistics are the sequence's
             x = _run(ops[:k], src.read(0, 1))
-            accumulate(acc, x, op)
-            finalize(acc, x.dtype, T)
-            continue
-        dtype = None
-        for s in range(0, T, chunk):
-            x = _run(ops[:k], src.read(s, min(chunk, T - s)))
-            accumulate(acc, x, op)
-            dtype = x.dtype
-        assert dtype is not None
-        finalize(acc, dtype, 1)
+            st.accumulate(st.flat(x))
+            st.stand_for(1, T)
+        else:
+            for s in range(0, T, chunk):
+                x = _run(ops[:k], src.read(s, min(chunk, T - s)))
+                st.accumulate(st.flat(x))
+        st.finalize(x.dtype)
 
 
-def _run_segment(src: _Source, ops: Sequence[nn.Module], T: int, chunk: int, stats: dict,
-                 accumulate: Callable, finalize: Callable, neuron: DSRNode | None):
+def _run_segment(src: _Source, ops: Sequence[nn.Module], T: int, chunk: int,
+                 stats: Mapping[nn.Module, BNStats], neuron: DSRNode | None):
     """Run ``ops`` then ``neuron`` over the sequence; returns the neuron's spikes as a source, or
     (``neuron is None``: the chain's tail) the sum over time of the output."""
-    _measure(src, ops, T, chunk, stats, accumulate, finalize)
+    _measure(src, ops, T, chunk, stats)
     const = _run(ops, src.read(0, 1)) if src.constant else None
     out_bits: SpikeBits | None = None
     out_dtype: torch.dtype | None = None

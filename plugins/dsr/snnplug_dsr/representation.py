@@ -41,6 +41,7 @@ from snnplug.backends.spikingjelly import reset
 from snnplug.checks import check_sequence
 from snnplug.errors import SnnplugError, TimeStepError, UnsupportedModuleError
 
+from .bn_stats import BNStats
 from .layerwise import DEFAULT_CHUNK, chain_of, simulate_chain
 from .neuron import DSRNode, Record
 
@@ -74,48 +75,6 @@ class _Stop(BaseException):
     """Ends one chunk of a statistics sweep at the batch norm being measured (internal)."""
 
 
-class _BNStats:
-    """Running mean/variance of one batch norm's input over a whole sequence (Chan's merge)."""
-
-    def __init__(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
-        self.bn = bn
-        self.n = 0
-        self.m: torch.Tensor | None = None
-        self.M2: torch.Tensor | None = None
-        self.mean: torch.Tensor | None = None
-        self.var: torch.Tensor | None = None
-
-    def accumulate(self, x2: torch.Tensor, bn: nn.Module) -> torch.Tensor:
-        """Merge the statistics of ``x2`` ([N, C, ...]); returns ``x2`` normalised with them."""
-        y, mean_c, invstd = torch.native_batch_norm(x2, bn.weight, bn.bias, None, None, True, 0.0, bn.eps)
-        mean_c = mean_c.double()
-        var_c = invstd.double().pow(-2) - bn.eps
-        n_c = x2.numel() // x2.shape[1]
-        if self.n == 0:
-            self.m, self.M2, self.n = mean_c, var_c * n_c, n_c
-        else:
-            n = self.n + n_c
-            delta = mean_c - self.m
-            self.m = self.m + delta * (n_c / n)
-            self.M2 = self.M2 + var_c * n_c + delta * delta * (self.n * n_c / n)
-            self.n = n
-        return y
-
-    def finalize(self, dtype: torch.dtype) -> None:
-        if self.n == 0 or self.m is None or self.M2 is None:
-            raise SnnplugError("batch norm statistics sweep saw no data (internal)")
-        self.mean = self.m.to(dtype)
-        self.var = (self.M2 / self.n).to(dtype)
-        bn = self.bn
-        if bn.training and bn.track_running_stats and bn.running_mean is not None:
-            with torch.no_grad():
-                bn.num_batches_tracked.add_(1)
-                f = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-                unbiased = self.M2 / max(self.n - 1, 1)
-                bn.running_mean.mul_(1 - f).add_(self.m.to(bn.running_mean.dtype), alpha=f)
-                bn.running_var.mul_(1 - f).add_(unbiased.to(bn.running_var.dtype), alpha=f)
-
-
 class _Engine:
     """Drives one simulation + representation pass over a model."""
 
@@ -124,11 +83,11 @@ class _Engine:
         self.chunk = chunk
         self.layerwise = layerwise
         self.neurons = dsr_neurons(model)
-        self.bns = {m: _BNStats(m) for m in model.modules() if isinstance(m, BATCH_NORMS)
+        self.bns = {m: BNStats(m) for m in model.modules() if isinstance(m, BATCH_NORMS)
                     and (m.training or not m.track_running_stats or m.running_mean is None)}
         self.phase = "stream"
         self.single_chunk = True
-        self.target: _BNStats | None = None
+        self.target: BNStats | None = None
         self.constant_input = False
         self.T = 0
         self.cur_len = 0
@@ -140,8 +99,7 @@ class _Engine:
     # -- batch norm override ------------------------------------------------------------------
     def _bn_forward(self, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
         st = self.bns[bn]
-        multi = getattr(bn, "step_mode", "s") == "m"
-        x2 = x.flatten(0, 1) if multi else x
+        x2 = st.flat(x)
         if self.phase == "replay":
             y = _bn_replay(x2, st, bn)
         elif st.mean is not None:
@@ -149,18 +107,18 @@ class _Engine:
         elif self.single_chunk or self._time_constant():
             # the whole sequence is here, or this BN's input cannot vary in time (constant
             # input, no neuron run yet): this chunk's statistics are the sequence's
-            y = st.accumulate(x2, bn)
+            y = st.accumulate(x2)
             if not self.single_chunk:  # count the steps this chunk stands for
-                st.n, st.M2 = st.n * self.T // self.cur_len, st.M2 * (self.T / self.cur_len)
+                st.stand_for(self.cur_len, self.T)
             st.finalize(x2.dtype)
         else:
             if self.target is None:
                 self.target = st
             if self.target is not st:
                 raise SnnplugError("batch norm reached after the one being measured (internal)")
-            st.accumulate(x2, bn)
+            st.accumulate(x2)
             raise _Stop
-        return y.view(*x.shape[:2], *y.shape[1:]) if multi else y
+        return y.view(*x.shape[:2], *y.shape[1:]) if st.multi_step else y
 
     @contextmanager
     def patched(self) -> Iterator[None]:
@@ -189,14 +147,10 @@ class _Engine:
         self.single_chunk = chunk >= T
         # direct encoding: an expanded view, constant over time
         self.constant_input = T == 1 or x_seq.stride(0) == 0
-        self.phase = "stream"
-        for n in self.neurons:
-            n._mode = "stream"
+        self._start_stream()
         with torch.no_grad():
             while True:
-                reset(self.model)
-                for n in self.neurons:
-                    n._record = Record(T=T)
+                self._new_records()
                 self.target = None
                 total, stopped = None, False
                 for s in range(0, T, chunk):
@@ -215,25 +169,23 @@ class _Engine:
                     raise SnnplugError("the model produced no output (internal)")
                 return total / T
 
-    def _simulate_chain(self, chain: list[nn.Module], x_seq: torch.Tensor) -> torch.Tensor:
-        """Layer by layer, ``chunk`` steps at a time (see :mod:`.layerwise`)."""
+    def _start_stream(self) -> None:
         self.phase = "stream"
         for n in self.neurons:
             n._mode = "stream"
+
+    def _new_records(self) -> None:
+        """Reset the model's state and start an empty record per DSR neuron."""
         reset(self.model)
         for n in self.neurons:
             n._record = Record(T=self.T)
 
-        def accumulate(st: _BNStats, x: torch.Tensor, bn: nn.Module) -> None:
-            st.accumulate(x.flatten(0, 1) if getattr(bn, "step_mode", "s") == "m" else x, bn)
-
-        def finalize(st: _BNStats, dtype: torch.dtype, repeat: int) -> None:
-            if repeat > 1:  # a time-constant input: one step stands for all T
-                st.n, st.M2 = st.n * repeat, st.M2 * repeat
-            st.finalize(dtype if dtype.is_floating_point else torch.float32)
-
+    def _simulate_chain(self, chain: list[nn.Module], x_seq: torch.Tensor) -> torch.Tensor:
+        """Layer by layer, ``chunk`` steps at a time (see :mod:`.layerwise`)."""
+        self._start_stream()
+        self._new_records()
         chunk = DEFAULT_CHUNK if self.chunk is None else self.chunk
-        return simulate_chain(chain, x_seq, min(chunk, self.T), self.bns, accumulate, finalize)
+        return simulate_chain(chain, x_seq, min(chunk, self.T), self.bns)
 
     def replay(self, x_seq: torch.Tensor) -> torch.Tensor:
         """The representation pass: ``[1, B, ...]`` in, ``[B, C]`` out, with autograd."""
@@ -246,7 +198,7 @@ class _Engine:
         return out[0]
 
 
-def _bn_replay(x2: torch.Tensor, st: _BNStats, bn: nn.Module) -> torch.Tensor:
+def _bn_replay(x2: torch.Tensor, st: BNStats, bn: nn.Module) -> torch.Tensor:
     """BN on representations with the simulation's statistics (values exact, see module doc)."""
     if st.mean is None or st.var is None:
         raise SnnplugError("batch norm without statistics in the representation pass (internal)")
