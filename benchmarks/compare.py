@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from snnplug.adapters.snntorch import is_snntorch_neuron
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import table, write_section  # noqa: E402
 
@@ -51,23 +53,19 @@ def models() -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     }
 
 
-def _is_neuron(m: nn.Module) -> bool:
-    return type(m).__module__.split(".", 1)[0] == "snntorch"
-
-
 def without_neurons(net: nn.Module) -> nn.Module:
     """A copy of ``net`` with every snnTorch neuron replaced by ``nn.Identity`` (same layers, same
     weights): its cost is the stateless work both frameworks have to do."""
     out = copy.deepcopy(net)
     for parent in list(out.modules()):
         for name, child in list(parent.named_children()):
-            if _is_neuron(child):
+            if is_snntorch_neuron(child):
                 setattr(parent, name, nn.Identity())
     return out
 
 
 def _stateless_leaves(net: nn.Module) -> list[nn.Module]:
-    return [m for m in net.modules() if next(m.children(), None) is None and not _is_neuron(m)]
+    return [m for m in net.modules() if next(m.children(), None) is None and not is_snntorch_neuron(m)]
 
 
 def profiled_layer_share(net: nn.Module, step: Callable[[], object]) -> float:
@@ -127,7 +125,7 @@ def neuron_inputs(net: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, torc
     def record(mod: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
         seen.setdefault(id(mod), (mod, args[0].shape))
 
-    handles = [m.register_forward_pre_hook(record) for m in net.modules() if _is_neuron(m)]
+    handles = [m.register_forward_pre_hook(record) for m in net.modules() if is_snntorch_neuron(m)]
     try:
         with torch.no_grad():
             reset(net)
@@ -185,7 +183,7 @@ def main() -> None:
     from snnplug.adapters.snntorch import run, to_spikingjelly
 
     repeats = 3 if args.quick else 9
-    rows, evidence = [], []
+    rows, evidence, layers_ms = [], [], {}
     for name, (net, shape) in models().items():
         if (args.quick and "conv" in name) or args.only not in name:
             continue
@@ -223,6 +221,7 @@ def main() -> None:
         ms = {k: v * 1e3 for k, v in best.items()}
         base = ms["snnTorch loop"]
         speed, bound = base / ms["SJ vectorized"], base / ms["layers alone, [T*B]"]
+        layers_ms[name] = ms["layers alone, [T*B]"]
         rows.append([name, f"{base:.1f}", f"{ms['SJ vectorized']:.1f}", f"{speed:.2f}x",
                      "yes" if speed >= TARGET else "**no**", f"{ms['layers alone, [T*B]']:.1f}",
                      f"{bound:.2f}x", "yes" if bound >= TARGET else "**no**", mism["SJ vectorized"]])
@@ -247,8 +246,9 @@ def main() -> None:
             + "\n\nWhere the time goes. 'share in layers' is the fraction of the snnTorch loop's time that "
               "`torch.profiler` attributes to the stateless layers (forward ops under their modules, "
               "backward nodes they recorded). 'neurons + rest' is converted minus layers alone on [T*B] "
-              "(the adapter's own cost; a difference of two timings, so for the convnet it is within the "
-              "run-to-run noise of the ~340 ms layers, about +-10% on this shared machine), 'neurons + "
+              "(the adapter's own cost; a difference of two timings, so where the layers take "
+              f"{max(layers_ms.values(), default=0):.0f} ms it is within their run-to-run noise, about "
+              "+-10% on this shared machine), 'neurons + "
               "rest, snnTorch' snnTorch loop minus layers alone per step. 'neurons alone' times the "
               "model's neurons by themselves (fwd+bwd, summed over the neurons, at the shapes they see "
               "in the model): snnTorch's `Leaky` loop vs the converted node. 'per-step conversion' "

@@ -88,9 +88,9 @@ def _spike_recorder(modules: list[nn.Module]) -> tuple[list[list[torch.Tensor]],
 
 
 def _neurons_snntorch(net: nn.Module) -> list[nn.Module]:
-    from snnplug.adapters.snntorch import _is_snntorch_neuron
+    from snnplug.adapters.snntorch import is_snntorch_neuron
 
-    return [m for m in net.modules() if _is_snntorch_neuron(m)]
+    return [m for m in net.modules() if is_snntorch_neuron(m)]
 
 
 def _neurons_sj(net: nn.Module) -> list[nn.Module]:

@@ -53,7 +53,8 @@ def _is_snntorch_module(m: nn.Module) -> bool:
     return type(m).__module__.split(".", 1)[0] == "snntorch"
 
 
-def _is_snntorch_neuron(m: nn.Module) -> bool:
+def is_snntorch_neuron(m: nn.Module) -> bool:
+    """True for an snnTorch spiking neuron (a ``snntorch.SpikingNeuron``). Does not import snnTorch."""
     if not _is_snntorch_module(m):
         return False
     snn = sys.modules.get("snntorch")
@@ -104,7 +105,7 @@ def _neuron_to_node(m: nn.Module, path: str, step_mode: str, impl: str) -> nn.Mo
     from snnplug.adapters import nodes
 
     name = type(m).__name__
-    if name not in _CONVERTIBLE or not _is_snntorch_neuron(m):
+    if name not in _CONVERTIBLE or not is_snntorch_neuron(m):
         raise UnsupportedModuleError(
             f"{path or 'model'} is an snnTorch {name}, which the adapter cannot convert (supported "
             f"neurons: {', '.join(_CONVERTIBLE)} with init_hidden=True)"
@@ -119,7 +120,7 @@ def _neuron_to_node(m: nn.Module, path: str, step_mode: str, impl: str) -> nn.Mo
 
 
 def _check_supported(m: nn.Module, path: str) -> None:
-    if _is_snntorch_module(m) and not _is_snntorch_neuron(m):
+    if _is_snntorch_module(m) and not is_snntorch_neuron(m):
         hint = " (use snnplug's 'bntt' normalizer instead)" if "BatchNormTT" in type(m).__name__ or \
             type(m).__module__.endswith("bntt") else ""
         raise UnsupportedModuleError(
@@ -132,12 +133,12 @@ def _per_step_custom(m: nn.Module, path: str, impl: str) -> nn.Module:
     from snnplug.adapters.layers import per_step
 
     inner = copy.deepcopy(m)
-    if _is_snntorch_neuron(inner):
+    if is_snntorch_neuron(inner):
         return _neuron_to_node(inner, path, "m", impl)
     for parent in list(inner.modules()):
         for name, child in list(parent.named_children()):
             cpath = f"{path}.{name}" if path else name
-            if _is_snntorch_neuron(child):
+            if is_snntorch_neuron(child):
                 setattr(parent, name, _neuron_to_node(child, cpath, "s", "autograd"))
             else:
                 _check_supported(child, cpath)
@@ -148,7 +149,7 @@ def _convert(m: nn.Module, path: str, layers: str, impl: str) -> nn.Module:
     from snnplug.adapters import layers as L
 
     _check_supported(m, path)
-    if _is_snntorch_neuron(m):
+    if is_snntorch_neuron(m):
         return _neuron_to_node(m, path, "m", impl)
     if type(m) is nn.Sequential:
         out = nn.Sequential(OrderedDict(
