@@ -59,13 +59,48 @@ def test_param_groups_keep_thresholds_out_of_weight_decay():
     assert groups["weights"]["weight_decay"] == 5e-4 and sched is not None
 
 
+def test_threshold_lr_scale_moves_thresholds_by_that_factor():
+    """One plain SGD step (no momentum yet, wd 0 on thresholds): Vth -= lr * scale * dL/dVth,
+    the weights' update is unchanged; the cosine schedule scales the threshold group too."""
+    torch.manual_seed(0)
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    moved = {}
+    for scale in (1.0, 30.0):
+        st = DSRStrategy(T=4, channels=(4, 8), hidden=16, lr=0.01, threshold_lr_scale=scale,
+                         neuron_kwargs={"v_threshold": 0.5})
+        torch.manual_seed(1)
+        net = st.build_model((1, 8, 8), 10)
+        opt, sched = st.make_optimizer(net, epochs=1, steps_per_epoch=4)
+        groups = {g.get("name", "weights"): g for g in opt.param_groups}
+        assert groups["dsr_thresholds"]["lr"] == pytest.approx(0.01 * scale)
+        before = [float(t.detach()) for t in threshold_parameters(net)]
+        loss, _ = st.loss(net, x, y)
+        opt.zero_grad()
+        loss.backward()
+        grads = [float(t.grad) for t in threshold_parameters(net)]
+        w0 = net[0].weight.detach().clone()
+        opt.step()
+        sched.step()
+        after = [float(t.detach()) for t in threshold_parameters(net)]
+        assert after == pytest.approx([b - 0.01 * scale * g for b, g in zip(before, grads)], rel=1e-5)
+        assert any(g != 0.0 for g in grads)
+        moved[scale] = net[0].weight.detach() - w0
+        # cosine over 4 steps: after one step both groups are at (1 + cos(pi/4)) / 2 of their lr
+        f = (1 + torch.cos(torch.tensor(torch.pi / 4)).item()) / 2
+        assert groups["dsr_thresholds"]["lr"] == pytest.approx(0.01 * scale * f)
+        assert groups["weights"]["lr"] == pytest.approx(0.01 * f)
+    assert torch.allclose(moved[1.0], moved[30.0])
+    with pytest.raises(ValueError, match="threshold_lr_scale"):
+        DSRStrategy(threshold_lr_scale=0.0)
+
+
 def test_loss_is_cross_entropy_plus_threshold_l2():
     st = DSRStrategy(T=4, channels=(4, 8), hidden=16, threshold_l2=0.5)
     net = st.build_model((1, 8, 8), 10)
     x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
     loss, logits = st.loss(net, x, y)
     # four layers at the initial Vth = 6: 0.5/2 * 4 * 36 = 36
-    assert float(threshold_l2(net, 0.5)) == 36.0
+    assert float(threshold_l2(net, 0.5).detach()) == 36.0
     assert torch.allclose(loss, F.cross_entropy(logits, y) + 36.0)
     loss.backward()
     assert all(p.grad is not None for p in net.parameters())
