@@ -280,6 +280,8 @@ def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str
     t20, t5 = mean("t20"), mean("t5")
     tg = [check("DSR-IF T=20 within 1 point of the ANN (means over seeds)", t20 - ann, t20 >= ann - 1),
           check("DSR-IF T=5 within 2 points of the ANN (means over seeds)", t5 - ann, t5 >= ann - 2),
+          check("DSR-IF T=5 with the per-step backward (the paper's exact DSR gradient) within 2 points "
+                "of the ANN (means)", mean(per_step) - ann, mean(per_step) >= ann - 2),
           check("alpha=0.5 beats alpha=1 (DSR-IF T=20 minus w/o F, means)", t20 - mean("noF"),
                 t20 > mean("noF")),
           check("trained Vth beats fixed Vth (DSR-IF T=20 minus w/o T, means)", t20 - mean("noT"),
@@ -288,11 +290,14 @@ def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str
                 t5 - mean(per_step), t5 >= mean(per_step) - 1)]
     paired = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t20"]], by[labels["ann"]])]
     paired5 = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t5"]], by[labels["ann"]])]
+    paired5p = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[per_step], by[labels["ann"]])]
+    pairedF = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t20"]], by[labels["noF"]])]
     return (describe(budget, "test") + f" `threshold_lr_scale` {thlr:g} (chosen on the validation "
             f"split, `--part select`) except where a row says otherwise; 'w/o T' rows have fixed "
             f"thresholds. 'vs ANN': difference of means against the ANN row (the x1 DSR row against "
             f"the x1 ANN). Per seed, DSR minus ANN (same initial weights and batch order): T=20 "
-            f"{' / '.join(paired)}, T=5 {' / '.join(paired5)}. One standard error of a single "
+            f"{' / '.join(paired)}, T=5 {' / '.join(paired5)}, T=5 per-step {' / '.join(paired5p)}; DSR "
+            f"T=20 minus w/o F: {' / '.join(pairedF)}. One standard error of a single "
             f"accuracy near 88% on {budget.test or 10000} images is "
             f"{100 * (0.88 * 0.12 / (budget.test or 10000)) ** 0.5:.2f} points.\n\n"
             + table(HEAD, rows) + "\n\n" + table(["target", "measured", ""], tg))
