@@ -56,15 +56,15 @@ def test_difference_threshold_below_bound_is_projected_not_frozen():
             node.v_threshold.fill_(0.125)  # below the bound after an optimiser step
     sj_out = _run(sj, x, g)
     ours_out = _run(ours, x, g)
-    assert float(sj.v_threshold) == 0.125 and float(sj_out[2]) == 0.0  # frozen below the bound
-    assert float(ours.v_threshold) == 0.25 and float(ours_out[2]) == 32.0  # 8 elements x G=4
+    assert float(sj.v_threshold.detach()) == 0.125 and float(sj_out[2].detach()) == 0.0  # frozen below the bound
+    assert float(ours.v_threshold.detach()) == 0.25 and float(ours_out[2].detach()) == 32.0  # 8 elements x G=4
     assert torch.equal(sj_out[0], ours_out[0])  # both fire with the bound as threshold
 
 
 def test_difference_lif_defaults_are_the_papers():
     sj, ours = neuron.DSRLIFNode(), DSRLIFNode()
-    assert (float(sj.v_threshold), sj.tau, sj.v_threshold_lower_bound) == (1.0, 2.0, 0.1)
-    assert (round(float(ours.v_threshold), 6), ours.tau, ours.v_threshold_bound) == (0.3, 1.0, 5e-4)
+    assert (float(sj.v_threshold.detach()), sj.tau, sj.v_threshold_lower_bound) == (1.0, 2.0, 0.1)
+    assert (round(float(ours.v_threshold.detach()), 6), ours.tau, ours.v_threshold_bound) == (0.3, 1.0, 5e-4)
 
 
 def test_difference_wrong_sequence_length_fails_early():
