@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _report import table  # benchmarks/ is on sys.path: this script's folder, or dsr.py's insert
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "dsr-accuracy"
 SEEDS = (0, 1, 2)
@@ -78,6 +80,7 @@ def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
     from snnplug_dsr.ann import ClampAct
     from snnplug_dsr.representation import dsr_neurons
     from snnplug_dsr.strategy import DSRStrategy
+    from snnplug_dsr.thresholds import param_groups, threshold_l2
 
     torch.set_num_threads(1)
     data = load_dataset("fashion-mnist")
@@ -99,17 +102,12 @@ def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
 
         net = convnet(data.input_shape, data.num_classes, activation=act, **arch)
         net.append(act())  # the counterpart of DSR's spiking output layer
-        ths = [m.v_threshold for m in net.modules()
-               if isinstance(m, ClampAct) and isinstance(m.v_threshold, torch.nn.Parameter)]
-        rest = [p for p in net.parameters() if all(p is not t for t in ths)]
-        groups = [{"params": rest, "weight_decay": 5e-4}]
-        if ths:
-            groups.append({"params": ths, "weight_decay": 0.0, "lr": budget.lr * run.thlr})
-        opt = torch.optim.SGD(groups, lr=budget.lr, momentum=0.9)
+        # the DSR strategy's parameter groups and threshold L2, applied to the clamp thresholds
+        opt = torch.optim.SGD(param_groups(net, 5e-4, budget.lr, run.thlr), lr=budget.lr, momentum=0.9)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, budget.epochs * len(train))
 
         def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(net(x), y) + 0.5 * 5e-4 * sum(t ** 2 for t in ths)
+            return F.cross_entropy(net(x), y) + threshold_l2(net, 5e-4)
 
         predict = net
         all_ths = [m.v_threshold for m in net.modules() if isinstance(m, ClampAct)]
@@ -191,13 +189,6 @@ def describe(budget: Budget, split: str) -> str:
             f"thread, two runs at a time ('train s' is wall time under that load).")
 
 
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from _report import table as md
-
-    return md(headers, rows)
-
-
 def summarise(runs: list[tuple[str, Run]], got: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     by: dict[str, list[dict[str, Any]]] = {}
     for (label, run), r in zip(runs, got):
@@ -246,8 +237,8 @@ def select(quick: bool, resume: bool, scales: tuple[float, ...] = SCALES) -> str
 def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str:
     """Target rows (seeds 0-2) and the paper's ablation (Table 3) on the test set."""
     budget = QUICK if quick else Budget()
-    per_step = "DSR-IF T=5, per-step backward (exact per-step gradient)"
     labels = {"ann": "ANN, clamp(x, 0, Vth)", "t20": "DSR-IF T=20", "t5": "DSR-IF T=5",
+              "t5ps": "DSR-IF T=5, per-step backward (exact per-step gradient)",
               "noF": "DSR-IF T=20 w/o F (alpha=1)", "noT": "DSR-IF T=20 w/o T (fixed Vth 6)",
               "noFT": "DSR-IF T=20 w/o F&T (alpha=1, fixed Vth 6)",
               "t20x1": "DSR-IF T=20, threshold_lr_scale 1 (the paper's)",
@@ -257,7 +248,7 @@ def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str
         runs += [(labels["noF"], Run("dsr", s, alpha=1.0, thlr=thlr)),
                  (labels["noT"], Run("dsr", s, fixed=True)),
                  (labels["t20"], Run("dsr", s, thlr=thlr)),
-                 (per_step, Run("dsr", s, T=5, thlr=thlr, backward="per-step"))]
+                 (labels["t5ps"], Run("dsr", s, T=5, thlr=thlr, backward="per-step"))]
     runs += [(labels["noFT"], Run("dsr", 0, alpha=1.0, fixed=True)),
              (labels["t20x1"], Run("dsr", 0))]
     for s in SEEDS:
@@ -266,13 +257,16 @@ def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str
     by = summarise(runs, run_all(runs, budget, resume))
 
     def mean(key: str) -> float:
-        return statistics.mean(r["acc"] for r in by[labels.get(key, key)])
+        return statistics.mean(r["acc"] for r in by[labels[key]])
+
+    def paired(key: str, ref: str) -> str:
+        """Per seed (same initial weights and batch order): ``key`` minus ``ref``."""
+        return " / ".join(f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels[key]], by[labels[ref]]))
 
     ann = mean("ann")
-    order = ["ann", "t20", "t5", per_step, "noF", "noT", "noFT", "t20x1", "annx1"]
-    rows = [row(labels.get(k, k), by[labels.get(k, k)],
-                None if k.startswith("ann") else by[labels["annx1"]][0]["acc"] if k == "t20x1" else ann)
-            for k in order]
+    refs = {"ann": None, "annx1": None, "t20x1": mean("annx1")}  # the x1 DSR row against the x1 ANN
+    rows = [row(labels[k], by[labels[k]], refs.get(k, ann))
+            for k in ("ann", "t20", "t5", "t5ps", "noF", "noT", "noFT", "t20x1", "annx1")]
 
     def check(label: str, val: float, ok: bool) -> list[str]:
         return [label, f"{val:+.2f}", "met" if ok else "**missed**"]
@@ -281,23 +275,19 @@ def accuracy(quick: bool, resume: bool, thlr: float = THRESHOLD_LR_SCALE) -> str
     tg = [check("DSR-IF T=20 within 1 point of the ANN (means over seeds)", t20 - ann, t20 >= ann - 1),
           check("DSR-IF T=5 within 2 points of the ANN (means over seeds)", t5 - ann, t5 >= ann - 2),
           check("DSR-IF T=5 with the per-step backward (the paper's exact DSR gradient) within 2 points "
-                "of the ANN (means)", mean(per_step) - ann, mean(per_step) >= ann - 2),
+                "of the ANN (means)", mean("t5ps") - ann, mean("t5ps") >= ann - 2),
           check("alpha=0.5 beats alpha=1 (DSR-IF T=20 minus w/o F, means)", t20 - mean("noF"),
                 t20 > mean("noF")),
           check("trained Vth beats fixed Vth (DSR-IF T=20 minus w/o T, means)", t20 - mean("noT"),
                 t20 > mean("noT")),
           check("BN parity: representation backward at most 1 point below the per-step one (T=5, means)",
-                t5 - mean(per_step), t5 >= mean(per_step) - 1)]
-    paired = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t20"]], by[labels["ann"]])]
-    paired5 = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t5"]], by[labels["ann"]])]
-    paired5p = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[per_step], by[labels["ann"]])]
-    pairedF = [f"{a['acc'] - b['acc']:+.2f}" for a, b in zip(by[labels["t20"]], by[labels["noF"]])]
+                t5 - mean("t5ps"), t5 >= mean("t5ps") - 1)]
     return (describe(budget, "test") + f" `threshold_lr_scale` {thlr:g} (chosen on the validation "
             f"split, `--part select`) except where a row says otherwise; 'w/o T' rows have fixed "
             f"thresholds. 'vs ANN': difference of means against the ANN row (the x1 DSR row against "
             f"the x1 ANN). Per seed, DSR minus ANN (same initial weights and batch order): T=20 "
-            f"{' / '.join(paired)}, T=5 {' / '.join(paired5)}, T=5 per-step {' / '.join(paired5p)}; DSR "
-            f"T=20 minus w/o F: {' / '.join(pairedF)}. One standard error of a single "
+            f"{paired('t20', 'ann')}, T=5 {paired('t5', 'ann')}, T=5 per-step {paired('t5ps', 'ann')}; "
+            f"DSR T=20 minus w/o F: {paired('t20', 'noF')}. One standard error of a single "
             f"accuracy near 88% on {budget.test or 10000} images is "
             f"{100 * (0.88 * 0.12 / (budget.test or 10000)) ** 0.5:.2f} points.\n\n"
             + table(HEAD, rows) + "\n\n" + table(["target", "measured", ""], tg))

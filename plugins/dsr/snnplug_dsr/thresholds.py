@@ -17,13 +17,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from .ann import ClampAct
 from .neuron import DSRNode
 
 
 def threshold_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The trainable thresholds of every DSR neuron layer of ``model`` (one scalar per layer)."""
+    """The trainable thresholds of every DSR neuron layer of ``model`` (one scalar per layer),
+    and of every ``clamp(x, 0, Vth)`` activation of its representation network (:mod:`.ann`)."""
     return [m.v_threshold for m in model.modules()
-            if isinstance(m, DSRNode) and isinstance(m.v_threshold, nn.Parameter)]
+            if isinstance(m, (DSRNode, ClampAct)) and isinstance(m.v_threshold, nn.Parameter)]
 
 
 def threshold_l2(model: nn.Module, coeff: float) -> torch.Tensor:

@@ -94,6 +94,23 @@ def test_threshold_lr_scale_moves_thresholds_by_that_factor():
         DSRStrategy(threshold_lr_scale=0.0)
 
 
+def test_threshold_pieces_cover_the_clamp_ann():
+    """The representation network (clamp activations) gets the same threshold groups and L2."""
+    from snnplug.models import convnet
+    from snnplug_dsr.ann import ClampAct
+    from snnplug_dsr.thresholds import param_groups
+
+    acts = iter([ClampAct(2.0), ClampAct(3.0, train_threshold=False), ClampAct(4.0)])
+    net = convnet((1, 8, 8), 10, activation=lambda: next(acts), channels=(4, 8), hidden=16)
+    ths = threshold_parameters(net)
+    assert [float(t.detach()) for t in ths] == [2.0, 4.0]  # the fixed one (a buffer) is not trained
+    groups = {g.get("name", "weights"): g for g in param_groups(net, 5e-4, 0.1, 30.0)}
+    assert [id(p) for p in groups["dsr_thresholds"]["params"]] == [id(t) for t in ths]
+    assert groups["dsr_thresholds"]["lr"] == pytest.approx(3.0)
+    assert all(id(p) not in {id(t) for t in ths} for p in groups["weights"]["params"])
+    assert float(threshold_l2(net, 0.5).detach()) == 0.25 * (4.0 + 16.0)
+
+
 def test_loss_is_cross_entropy_plus_threshold_l2():
     st = DSRStrategy(T=4, channels=(4, 8), hidden=16, threshold_l2=0.5)
     net = st.build_model((1, 8, 8), 10)
