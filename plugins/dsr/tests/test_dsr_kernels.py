@@ -30,8 +30,9 @@ def K():
 @pytest.fixture
 def routed(K, monkeypatch):
     """The neurons' dispatch sends CPU tensors to the interpreted kernels (tests only)."""
-    monkeypatch.setattr(kernels, "for_tensor", lambda x, m: K if m == MOD else None)
-    return K
+    calls = []
+    monkeypatch.setattr(kernels, "for_tensor", lambda x, m: calls.append(m) or (K if m == MOD else None))
+    return calls
 
 
 def _inputs(T: int, shape: tuple[int, ...], scale: float = 3.0, seed: int = 0) -> torch.Tensor:
@@ -116,6 +117,7 @@ def test_per_step_backward_through_the_neuron(routed, cls, kw, T):
     torch.testing.assert_close(xk.grad, xt.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gth_k, node.v_threshold.grad, rtol=1e-5, atol=1e-5)
     assert xt.grad.abs().sum() > 0 and node.v_threshold.grad.abs() > 0
+    assert routed == [MOD]
 
 
 def test_inference_through_the_neuron(routed):
@@ -125,3 +127,4 @@ def test_inference_through_the_neuron(routed):
         out = node(x)
     ref, v = F.if_simulate(x, torch.tensor(1.2), 0.5)
     assert torch.equal(out, ref) and torch.equal(node.v, v)
+    assert routed == [MOD]
