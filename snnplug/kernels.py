@@ -103,7 +103,10 @@ def interpreted(module: str) -> ModuleType:
     """
     import importlib.util
 
-    spec = importlib.util.find_spec(module)
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        spec = None
     if spec is None or spec.loader is None:
         raise ImportError(f"no kernel module {module!r}")
     old = os.environ.get("TRITON_INTERPRET")

@@ -56,7 +56,7 @@ def _backward(gs_ptr, gv_ptr, u_ptr, gx_ptr, gv0_ptr, T, N, leak, threshold, alp
         du = carry
         if HAS_GS:
             u = tl.load(u_ptr + t * N + n, mask=mask, other=0.0)
-            sg = tl.maximum(1.0 - tl.abs(u / threshold - 1.0), 0.0) * alpha
+            sg = tl.maximum(1.0 - tl.abs(tl.div_rn(u, threshold) - 1.0), 0.0) * alpha
             du = tl.load(gs_ptr + t * N + n, mask=mask, other=0.0) * sg + carry
         tl.store(gx_ptr + t * N + n, du, mask=mask)
         carry = leak * du

@@ -62,7 +62,7 @@ def _forward(x_ptr, v0_ptr, out_ptr, vT_ptr, w_ptr, sum_in_ptr, sum_out_ptr, bit
         sp = s * vth
         v = v - sp
         if LIF:
-            o = sp / dt
+            o = tl.div_rn(sp, dt)  # IEEE division, as torch (Triton's '/' is approximate)
         else:
             o = sp
         if WRITE_OUT:
@@ -103,7 +103,7 @@ def _backward(g_ptr, w_ptr, rep_ptr, gx_ptr, gth_ptr, T, N, upper, tau, inv_T,
     if LIF:
         G = G * T
         inside = ((rep > 0) & (rep < upper)).to(tl.float32)
-        gx = G * inside / tau
+        gx = tl.div_rn(G * inside, tau)
     else:
         inside = ((rep >= 0) & (rep <= upper)).to(tl.float32)
         gx = G * inside

@@ -54,6 +54,7 @@ def _stage3(x_ptr, xi_ptr, v_ptr, s_ptr, T, B, L, decay, alpha, beta, res_shift,
     b = tl.program_id(0).to(tl.int64)
     base = b * L
     offs = tl.arange(0, BLOCK)
+    Lf = L * 1.0
     for t in range(T):
         step = t * B * L + base
         # statistics of A = decay * V(t-1) over the sample's layer (v_ptr holds V(t-1))
@@ -61,28 +62,29 @@ def _stage3(x_ptr, xi_ptr, v_ptr, s_ptr, T, B, L, decay, alpha, beta, res_shift,
         for i in range(0, L, BLOCK):
             m = i + offs < L
             acc += tl.where(m, decay * tl.load(v_ptr + base + i + offs, mask=m, other=0.0), 0.0)
-        mu = tl.reduce(acc, 0, _add) / L
+        mu = tl.div_rn(tl.reduce(acc, 0, _add), Lf)
         acc = tl.full([BLOCK], 0.0, tl.float32)
         for i in range(0, L, BLOCK):
             m = i + offs < L
             d = decay * tl.load(v_ptr + base + i + offs, mask=m, other=0.0) - mu
             acc += tl.where(m, d * d, 0.0)
-        sigma = tl.sqrt(tl.reduce(acc, 0, _add) / L)
+        sigma = tl.sqrt_rn(tl.div_rn(tl.reduce(acc, 0, _add), Lf))
         safe = tl.where(sigma > 0, sigma, 1.0)
         peak_acc = tl.full([BLOCK], 0.0, tl.float32)
         for i in range(0, L, BLOCK):
             m = i + offs < L
             a = decay * tl.load(v_ptr + base + i + offs, mask=m, other=0.0)
-            a_hat = tl.where(sigma > 0, (a - mu) / safe, 0.0)
+            a_hat = tl.where(sigma > 0, tl.div_rn(a - mu, safe), 0.0)
             peak_acc = tl.maximum(peak_acc, tl.where(m, tl.abs(a_hat), 0.0))
         peak = tl.reduce(peak_acc, 0, _max)
-        scale = tl.where(peak > 0, 1.0 / (alpha * tl.where(peak > 0, peak, 1.0)), 0.0)
+        one = tl.full([BLOCK], 1.0, tl.float32)
+        scale = tl.where(peak > 0, tl.div_rn(one, alpha * tl.where(peak > 0, peak, 1.0)), 0.0)  # [BLOCK], all equal
         plain = (t == 0) & FIRST_PLAIN  # no V(0): the first step uses the full N_noise
         for i in range(0, L, BLOCK):
             m = i + offs < L
             xi = tl.load(xi_ptr + step + i + offs, mask=m, other=0.0)
             a = decay * tl.load(v_ptr + base + i + offs, mask=m, other=0.0)
-            a_hat = tl.where(sigma > 0, (a - mu) / safe, 0.0)
+            a_hat = tl.where(sigma > 0, tl.div_rn(a - mu, safe), 0.0)
             noise = (a_hat * scale + beta) + (res_shift + res_scale * (xi - mean))
             noise = tl.where(plain, xi, noise)
             h = noise + tl.load(x_ptr + step + i + offs, mask=m, other=0.0)
