@@ -99,7 +99,11 @@ def interpreted(module: str) -> ModuleType:
 
     The variable is set only while the copy's ``@triton.jit`` decorators run (Triton 3 decides
     interpreter or compiler there) and restored afterwards; the copy is not put in
-    ``sys.modules``, so nothing else in the process changes. Raises ImportError without Triton.
+    ``sys.modules``, so nothing else in the process changes. Triton itself is imported before, so
+    its library stays compiled: kernel modules may therefore call only ``tl`` builtins and their
+    own ``@triton.jit`` helpers (``tl.zeros``, ``tl.sum``, ``tl.max``, ``tl.cdiv`` are ``@jit``
+    functions of Triton's library: use ``tl.full`` and ``tl.reduce`` with an own combine
+    function). Raises ImportError without Triton.
     """
     import importlib.util
 
@@ -109,6 +113,8 @@ def interpreted(module: str) -> ModuleType:
         spec = None
     if spec is None or spec.loader is None:
         raise ImportError(f"no kernel module {module!r}")
+    import triton.language  # noqa: F401  (Triton's own library compiled as usual: imported first)
+
     old = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1"
     try:
