@@ -123,7 +123,7 @@ def neuron_cases(T: int) -> dict[str, tuple[str, Callable[[], torch.nn.Module]]]
     }
 
 
-def bench_neurons(device, Ts, Ns, clock, deadline) -> tuple[str, list[str]]:
+def bench_neurons(device, Ts, Ns, rows_per_step, clock, deadline) -> tuple[str, list[str]]:
     from spikingjelly.activation_based import functional
 
     rows, notes = [], []
@@ -138,8 +138,9 @@ def bench_neurons(device, Ts, Ns, clock, deadline) -> tuple[str, list[str]]:
                 try:
                     node = make().to(device)
                     gen = torch.Generator(device=device).manual_seed(0)
-                    x = torch.randn(T, 100, N // 100, device=device, generator=gen) * 0.8 + 0.4
-                    g = torch.randn(T, 100, N // 100, device=device, generator=gen)
+                    shape = (T, rows_per_step, N // rows_per_step)
+                    x = torch.randn(shape, device=device, generator=gen) * 0.8 + 0.4
+                    g = torch.randn(shape, device=device, generator=gen)
                     if kind == "train":
                         x.requires_grad_()
 
@@ -305,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(1)
         device = torch.device("cpu")
         _route_to_interpreter()
-        Ts, Ns, step_Ts, batch = (4,), (1000,), (2,), 2
+        Ts, Ns, rows, step_Ts, batch = (4,), (1000,), 4, (2,), 2
         clock = Clock(device, warmup=1, reps=1)
     else:
         if not torch.cuda.is_available():
@@ -313,10 +314,10 @@ def main(argv: list[str] | None = None) -> int:
                   "use --dry-run to check the script on CPU", file=sys.stderr)
             return 2
         device = torch.device("cuda")
-        Ts, Ns, step_Ts, batch = (4, 16, 64), (10**5, 10**6, 10**7), (4, 16), 64
+        Ts, Ns, rows, step_Ts, batch = (4, 16, 64), (10**5, 10**6, 10**7), 100, (4, 16), 64
         clock = Clock(device, warmup=3, reps=10)
     deadline = start + BUDGET_S
-    neurons, notes1 = bench_neurons(device, Ts, Ns, clock, deadline)
+    neurons, notes1 = bench_neurons(device, Ts, Ns, rows, clock, deadline)
     print(neurons, flush=True)
     step_clock = Clock(device, warmup=clock.warmup, reps=min(clock.reps, 5))
     steps, notes2, figures = bench_steps(device, step_Ts, batch, step_clock, deadline)
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     body = (f"Run time {elapsed:.0f} s. Targets: every fused neuron >= 1.0x SpikingJelly's Triton LIF "
             f"(column 'SJ time / ours' >= 1 for training rows); DSR step at T={max(step_Ts)} <= 0.5x BPTT "
             f"time (measured {dsr[0] or 'n/a'}) and <= 0.25x BPTT memory (measured {dsr[1] or 'n/a'}).\n\n"
-            f"### Neurons at equal work (input [T, 100, N/100])\n\n{neurons}\n\n"
+            f"### Neurons at equal work (input [T, {rows}, N/{rows}])\n\n{neurons}\n\n"
             f"### One training step on spiking_resnet18 (32x32, batch {batch})\n\n{steps}\n")
     if notes:
         body += "\n### Failures\n\n" + "\n".join(f"- {n[:400]}" for n in notes) + "\n"
