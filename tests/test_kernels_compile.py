@@ -76,6 +76,9 @@ def _dsr(k):
     k.simulate(x, vth, 0.5, out=False, sums=True, bits=torch.zeros(1, 2, 5, dtype=torch.uint8))
     k._rep_backward(x, _x(2, 5), None, 1.0, 1.0)
     k._rep_backward(x, _x(2, 5), _x(3), 6.0, 1.0)
+    words = torch.zeros(1, 2, 5, dtype=torch.uint8)
+    k.pack_bits(x, words, 0)
+    k.unpack_bits(words, 0, 3, torch.tensor(1.0))
 
 
 def _bntt(k):
@@ -122,7 +125,7 @@ CASES = {"snnplug_dsr.kernels": _dsr, "snnplug_bntt.kernels": _bntt, "snnplug_op
          "snnplug_noise.kernels": _noise, "snnplug.adapters.kernels": _adapters}
 
 
-MIN_VARIANTS = {"snnplug_dsr.kernels": 5, "snnplug_bntt.kernels": 3, "snnplug_opi.kernels": 1,
+MIN_VARIANTS = {"snnplug_dsr.kernels": 7, "snnplug_bntt.kernels": 3, "snnplug_opi.kernels": 1,
                 "snnplug_noise.kernels": 3, "snnplug.adapters.kernels": 12}
 
 

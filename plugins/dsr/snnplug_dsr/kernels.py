@@ -12,6 +12,7 @@ what the representation backward needs and no per-step graph: the spike count ``
 (the rate's numerator), the input sum ``sum_t x_t`` (IF) or the weighted sum ``sum_t w_t x_t``
 (LIF, ``w`` = :func:`.functional.lif_weights`), and the spike train packed as bits over time
 (:class:`.spike_bits.SpikeBits` layout: step ``t`` in bit ``t % 8`` of byte ``t // 8``).
+:func:`pack_bits` / :func:`unpack_bits` are ``SpikeBits.write`` / ``read`` in one launch each.
 
 :class:`IFFunction` / :class:`LIFFunction` are the per-step backward mode (the torch path's
 :class:`.functional.DSRIFFunction` / ``DSRLIFFunction``) fused: the forward kernel writes the
@@ -111,6 +112,32 @@ def _backward(g_ptr, w_ptr, rep_ptr, gx_ptr, gth_ptr, T, N, upper, tau, inv_T,
     tl.store(gth_ptr + n, G * (rep > upper).to(tl.float32), mask=mask)
 
 
+@triton.jit
+def _pack(s_ptr, w_ptr, n_steps, N, bit0, BLOCK: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = n < N
+    word = tl.full([BLOCK], 0, tl.int32)
+    for i in range(n_steps):
+        b = bit0 + i
+        s = tl.load(s_ptr + i * N + n, mask=mask, other=0.0)
+        word = word | ((s != 0).to(tl.int32) << (b % 8))
+        if (b % 8 == 7) | (i == n_steps - 1):
+            byte_ptr = w_ptr + (b // 8) * N + n
+            old = tl.load(byte_ptr, mask=mask, other=0).to(tl.int32)
+            tl.store(byte_ptr, (old | word).to(tl.uint8), mask=mask)
+            word = tl.full([BLOCK], 0, tl.int32)
+
+
+@triton.jit
+def _unpack(w_ptr, out_ptr, amp, n_steps, N, bit0, BLOCK: tl.constexpr):
+    n = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = n < N
+    for i in range(n_steps):
+        b = bit0 + i
+        byte = tl.load(w_ptr + (b // 8) * N + n, mask=mask, other=0).to(tl.int32)
+        tl.store(out_ptr + i * N + n, ((byte >> (b % 8)) & 1).to(tl.float32) * amp, mask=mask)
+
+
 def _f32(value: float) -> float:
     """``value`` rounded to float32 (as torch rounds a Python scalar in a float32 op)."""
     return float(torch.tensor(value, dtype=torch.float32))
@@ -151,6 +178,26 @@ def simulate(x_seq: torch.Tensor, vth: torch.Tensor, alpha: float, v: torch.Tens
             LIF=lif, HAS_V0=v is not None, WRITE_OUT=out, SUMS=sums, WEIGHTED=lif,
             BITS=bits is not None, BLOCK=BLOCK, enable_fp_fusion=False)
     return (o if out else None), vT, (s_in if sums else None), (s_out if sums else None)
+
+
+def pack_bits(spikes: torch.Tensor, words: torch.Tensor, start: int) -> None:
+    """:meth:`.spike_bits.SpikeBits.write` fused: OR ``spikes [n, ...]`` (nonzero = spike) into
+    ``words`` as steps ``start .. start+n-1`` (one launch instead of three ops per step)."""
+    s = spikes.detach().contiguous()
+    n, N = s.shape[0], s[0].numel()
+    with on_device(s):
+        _pack[(triton.cdiv(N, BLOCK),)](s, words, n, N, start, BLOCK=BLOCK)
+
+
+def unpack_bits(words: torch.Tensor, start: int, n: int, amplitude: torch.Tensor) -> torch.Tensor:
+    """:meth:`.spike_bits.SpikeBits.read` fused: steps ``start .. start+n-1`` as float32
+    ``amplitude * bit``."""
+    out = torch.empty((n, *words.shape[1:]), dtype=torch.float32, device=words.device)
+    N = out[0].numel()
+    with on_device(words):
+        _unpack[(triton.cdiv(N, BLOCK),)](words, out, float(amplitude), n, N, start, BLOCK=BLOCK,
+                                          enable_fp_fusion=False)
+    return out
 
 
 def if_simulate(x_seq, vth, alpha, v=None):

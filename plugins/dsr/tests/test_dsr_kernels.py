@@ -128,3 +128,29 @@ def test_inference_through_the_neuron(routed):
     ref, v = F.if_simulate(x, torch.tensor(1.2), 0.5)
     assert torch.equal(out, ref) and torch.equal(node.v, v)
     assert routed == [MOD]
+
+
+@pytest.mark.parametrize("T,start,n", [(1, 0, 1), (13, 3, 9), (70, 5, 64)])
+def test_spike_bits_pack_and_unpack(K, monkeypatch, T, start, n):
+    g = torch.Generator().manual_seed(4)
+    spikes = (torch.rand(n, 3, 2 * 37, generator=g) < 0.4).float()[..., ::2] * 1.5
+    amp = torch.tensor(1.5)
+    earlier = (torch.rand(3, 37, generator=g) < 0.5).to(torch.uint8)  # step 0, before `start`
+    ref = SpikeBits(T, spikes.shape[1:], spikes.device, amp)
+    if start:
+        ref.words[0] |= earlier
+    words = ref.words.clone()
+    ref.write(start, spikes)
+    K.pack_bits(spikes, words, start)
+    assert torch.equal(words, ref.words)
+    back = K.unpack_bits(words, start, n, amp)
+    assert torch.equal(back, spikes) and torch.equal(back, ref.read(start, n, torch.float32))
+    # SpikeBits itself routed to the kernels
+    monkeypatch.setattr(kernels, "for_tensor", lambda x, m: K if m == MOD else None)
+    fused = SpikeBits(T, spikes.shape[1:], spikes.device, amp)
+    if start:
+        fused.words[0] |= earlier
+    fused.write(start, spikes)
+    read = fused.read(start, n, torch.float32)
+    monkeypatch.undo()
+    assert torch.equal(fused.words, ref.words) and torch.equal(read, spikes)
