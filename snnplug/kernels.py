@@ -6,13 +6,11 @@ fused Triton kernels live next to it (``snnplug_dsr.kernels``, ``snnplug_bntt.ke
 forward asks :func:`for_tensor` once::
 
     k = kernels.for_tensor(x, "snnplug_bntt.kernels")
-    if k is not None:
-        return k.lif_sequence(...)          # fused kernel
-    ...                                     # torch path
+    fn = LIFSequence if k is None else k.LIFSequence   # torch path, or the fused kernels
 
-:func:`for_tensor` returns the kernel module only for CUDA tensors, with kernels enabled and
-Triton importable; CPU tensors never touch Triton (the interpreter tests load the kernel modules
-themselves, see ``tests/triton_helpers.py``).
+:func:`for_tensor` returns the kernel module only for float32 CUDA tensors, with kernels enabled
+and Triton importable; CPU tensors never touch Triton. The tests check the kernels on CPU through
+:func:`interpreted` (a copy of a kernel module run by Triton's interpreter); docs/gpu.md.
 
 Choosing: the environment variable ``SNNPLUG_KERNELS`` (``auto``, the default, or ``torch``) sets
 the initial mode; :func:`set_mode` changes it for the process and :func:`use` for a block::

@@ -200,13 +200,15 @@ def unpack_bits(words: torch.Tensor, start: int, n: int, amplitude: torch.Tensor
     return out
 
 
-def if_simulate(x_seq, vth, alpha, v=None):
+def if_simulate(x_seq: torch.Tensor, vth: torch.Tensor, alpha: float,
+                v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`.functional.if_simulate` fused: ``(out_seq, v_T)``."""
     out, vT, _, _ = simulate(x_seq, vth, alpha, v)
     return out, vT
 
 
-def lif_simulate(x_seq, vth, alpha, tau, dt, v=None):
+def lif_simulate(x_seq: torch.Tensor, vth: torch.Tensor, alpha: float, tau: float, dt: float,
+                 v: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`.functional.lif_simulate` fused: ``(out_seq, v_T)``."""
     out, vT, _, _ = simulate(x_seq, vth, alpha, v, lif=True, tau=tau, dt=dt)
     return out, vT
