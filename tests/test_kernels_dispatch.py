@@ -81,3 +81,29 @@ def test_interpreted_copy_leaves_the_process_unchanged():
     assert type(plain).__name__ == "JITFunction"
     with pytest.raises(ImportError, match="no kernel module 'snnplug_nothing.kernels'"):
         kernels.interpreted("snnplug_nothing.kernels")
+
+
+def test_cpu_forward_and_backward_never_import_triton():
+    """Every plugin neuron, forward and backward on CPU: neither Triton nor a kernel module loads."""
+    code = """
+import sys, torch
+from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode
+from snnplug_dsr.spike_bits import SpikeBits
+from snnplug_bntt.neuron import BNTTLIFNode
+from snnplug_noise.neuron import NoisyLIFNode
+from snnplug_opi.neuron import OPIIFNode
+from snnplug.adapters.nodes import SnnTorchLeakyNode, SynapticNode
+x = torch.rand(4, 2, 5, requires_grad=True)
+for node in (DSRIFNode(T=4), DSRLIFNode(T=4), BNTTLIFNode(), SnnTorchLeakyNode(beta=0.9),
+             SynapticNode(alpha=0.8, beta=0.9), NoisyLIFNode(stage=1)):
+    node(x).sum().backward()
+with torch.no_grad():
+    for node in (DSRIFNode(T=4), OPIIFNode(), NoisyLIFNode(stage=2), NoisyLIFNode(stage=3)):
+        node(x)
+bits = SpikeBits(4, x.shape[1:], x.device, torch.tensor(1.0))
+bits.write(0, (x > 0.5).float()); bits.read(0, 4, torch.float32)
+print(sorted(m for m in sys.modules if m == "triton" or (m.endswith(".kernels") and m != "snnplug.kernels")))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
