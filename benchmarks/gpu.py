@@ -6,7 +6,8 @@ section "gpu"). Needs CUDA; ``--dry-run`` checks the whole script on CPU with ti
    inputs, T in 4, 16, 64 and N in 1e5, 1e6, 1e7. Target: every fused neuron >= 1.0x
    SpikingJelly's Triton LIF throughput (ratio = SJ time / our time). Also a FlexSN-built
    bntt-lif (SpikingJelly's generic fused-neuron builder) against the hand-written kernel, which
-   decides whether the hand-written one is kept (docs/gpu.md).
+   decides whether the hand-written one is kept (docs/gpu.md); at N=1e6 each snnplug neuron also
+   on its torch path (the speed-up of the kernels over the code they replace). Stops after 4 min.
 2. One training step per method on SpikingJelly's ``spiking_resnet18`` (32x32 input, batch 64,
    10 classes, T = 4 and 16) against SpikingJelly BPTT with its Triton LIF, each with the
    kernels and with ``snnplug.kernels.use("torch")``. Targets at T=16: DSR step <= 0.5x BPTT time
@@ -40,6 +41,7 @@ from _report import table, write_section  # noqa: E402
 KERNEL_MODULES = ("snnplug_dsr.kernels", "snnplug_bntt.kernels", "snnplug_opi.kernels",
                   "snnplug_noise.kernels", "snnplug.adapters.kernels")
 BUDGET_S = 7 * 60  # stop starting new measurements after this (the run must fit in ~8 minutes)
+NEURON_BUDGET_S = 4 * 60  # part 1 stops here, so part 2 always gets its turn
 
 
 class Clock:
@@ -124,13 +126,18 @@ def neuron_cases(T: int) -> dict[str, tuple[str, Callable[[], torch.nn.Module]]]
 
 
 def bench_neurons(device, Ts, Ns, rows_per_step, clock, deadline) -> tuple[str, list[str]]:
+    """Part 1. For the middle N the snnplug neurons are also timed on their torch path
+    (``kernels.use("torch")``): the speed-up of the kernels over the code they replace."""
     from spikingjelly.activation_based import functional
+
+    from snnplug import kernels
 
     rows, notes = [], []
     for T in Ts:
         for N in Ns:
             cases = neuron_cases(T)
             res: dict[str, tuple[float, float | None] | str] = {}
+            res_torch: dict[str, tuple[float, float | None]] = {}
             for name, (kind, make) in cases.items():
                 if time.monotonic() > deadline:
                     res[name] = "skipped (time budget)"
@@ -153,6 +160,9 @@ def bench_neurons(device, Ts, Ns, rows_per_step, clock, deadline) -> tuple[str, 
                             with torch.no_grad():
                                 node(x)
                     res[name] = clock(run)
+                    if N == Ns[len(Ns) // 2] and not name.startswith("SJ") and "FlexSN" not in name:
+                        with kernels.use("torch"):
+                            res_torch[name] = clock(run)
                     del node, x, g
                 except Exception as error:  # reported, the run goes on
                     res[name] = _failure(error)
@@ -163,14 +173,15 @@ def bench_neurons(device, Ts, Ns, rows_per_step, clock, deadline) -> tuple[str, 
             for name, (kind, _) in cases.items():
                 r, b = res[name], base[kind]
                 if isinstance(r, str):
-                    rows.append([T, f"{N:.0e}", name, r, "", "", ""])
+                    rows.append([T, f"{N:.0e}", name, r, "", "", "", ""])
                     continue
                 ratio = f"{b[0] / r[0]:.2f}x" if isinstance(b, tuple) and not name.startswith("SJ") else ""
                 mem = "" if r[1] is None else f"{r[1]:.0f}"
+                tp = f"{res_torch[name][0] / r[0]:.2f}x" if name in res_torch else ""
                 rows.append([T, f"{N:.0e}", name, f"{r[0] * 1e3:.3f}", ratio, mem,
-                             f"{N * T / r[0] / 1e9:.2f}"])
+                             f"{N * T / r[0] / 1e9:.2f}", tp])
     headers = ["T", "neurons", "neuron", "time (ms)", "SJ time / ours", "peak extra memory (MiB)",
-               "G neuron-steps/s"]
+               "G neuron-steps/s", "torch path / kernels"]
     return table(headers, rows), notes
 
 
@@ -293,7 +304,12 @@ def _route_to_interpreter() -> None:
     from snnplug import kernels
 
     copies = {m: kernels.interpreted(m) for m in KERNEL_MODULES}
-    kernels.for_tensor = lambda x, m: copies.get(m) if getattr(x, "dtype", None) == torch.float32 else None
+    def route(x, module):
+        if kernels.mode() == "torch" or getattr(x, "dtype", None) != torch.float32:
+            return None
+        return copies.get(module)
+
+    kernels.for_tensor = route
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         Ts, Ns, rows, step_Ts, batch = (4, 16, 64), (10**5, 10**6, 10**7), 100, (4, 16), 64
         clock = Clock(device, warmup=3, reps=10)
     deadline = start + BUDGET_S
-    neurons, notes1 = bench_neurons(device, Ts, Ns, rows, clock, deadline)
+    neurons, notes1 = bench_neurons(device, Ts, Ns, rows, clock, start + NEURON_BUDGET_S)
     print(neurons, flush=True)
     step_clock = Clock(device, warmup=clock.warmup, reps=min(clock.reps, 5))
     steps, notes2, figures = bench_steps(device, step_Ts, batch, step_clock, deadline)
