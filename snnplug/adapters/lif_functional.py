@@ -40,7 +40,18 @@ from typing import Any
 
 import torch
 
+from snnplug import kernels
 from snnplug.adapters.surrogates import AnySurrogate, Surrogate, heaviside
+
+_KERNELS = "snnplug.adapters.kernels"
+
+
+def _fused(x: torch.Tensor, *params: torch.Tensor | None) -> Any:
+    """The fused Triton kernels (:mod:`snnplug.adapters.kernels`) for CUDA float32 input and
+    one-value parameters, else None (the torch loops below)."""
+    if any(p is not None and p.numel() != 1 for p in params):
+        return None
+    return kernels.for_tensor(x, _KERNELS)
 
 RESETS = ("subtract", "zero", "none")
 
@@ -206,6 +217,9 @@ def _scan(E: torch.Tensor, C: torch.Tensor, per_step: bool, inplace: bool = Fals
 
     ``inplace``: overwrite ``E`` with ``y`` (same arithmetic, no allocation).
     """
+    k = _fused(E) if (C.shape == E.shape if per_step else C.numel() == 1) else None
+    if k is not None:
+        return k.scan(E, C, per_step, inplace)
     y = E if inplace else torch.empty_like(E)
     y_t = y.unbind(0)
     C_t = C.unbind(0) if per_step else None
@@ -227,13 +241,16 @@ class LeakySeq(torch.autograd.Function):
     def forward(ctx: Any, x_seq: torch.Tensor, m0: torch.Tensor, b: torch.Tensor, thr: torch.Tensor,  # type: ignore[override]
                 g: torch.Tensor, dyn: Dynamics, sur: Surrogate, g_is_one: bool
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        buf = _Buffers(x_seq, dyn, g_is_one, synaptic=False)
+        k = _fused(x_seq, b, thr, g)
+        buf = _Buffers(x_seq.contiguous() if k is not None else x_seq, dyn, g_is_one, synaptic=False)
         r0 = heaviside(m0 - thr).to(x_seq.dtype)
         if buf.r is not None:
             buf.r_t[0].copy_(r0)
+        if k is not None:
+            k.forward(buf, x_seq.contiguous(), None, m0, None, b, thr, g, dyn, g_is_one)
         r, m = r0, m0
         zero, subtract = dyn.reset == "zero", dyn.reset == "subtract"
-        for t, x in enumerate(buf.x_t):
+        for t, x in enumerate(buf.x_t if k is None else ()):  # the kernel filled buf
             m1, sig_t = buf.m1_t[t], buf.sig_t[t]
             torch.mul(b, (1 - r) * m if zero else m, out=m1)
             m1.add_(x)
@@ -300,13 +317,16 @@ class SynapticSeq(torch.autograd.Function):
     def forward(ctx: Any, x_seq: torch.Tensor, syn0: torch.Tensor, m0: torch.Tensor, a: torch.Tensor,  # type: ignore[override]
                 b: torch.Tensor, thr: torch.Tensor, g: torch.Tensor, dyn: Dynamics, sur: Surrogate,
                 g_is_one: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        buf = _Buffers(x_seq, dyn, g_is_one, synaptic=True)
+        k = _fused(x_seq, a, b, thr, g)
+        buf = _Buffers(x_seq.contiguous() if k is not None else x_seq, dyn, g_is_one, synaptic=True)
         assert buf.syn is not None
         r0 = heaviside(m0 - thr).to(x_seq.dtype)
         if buf.r is not None:
             buf.r_t[0].copy_(r0)
+        if k is not None:
+            k.forward(buf, x_seq.contiguous(), syn0, m0, a, b, thr, g, dyn, g_is_one)
         r, syn, m = r0, syn0, m0
-        for t, x in enumerate(buf.x_t):
+        for t, x in enumerate(buf.x_t if k is None else ()):  # the kernel filled buf
             syn_t, pre = buf.syn_t[t], buf.m1_t[t]
             torch.mul(a, syn, out=syn_t)
             syn_t.add_(x)

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from snnplug import kernels
 from snnplug.backends.spikingjelly import memory_module_base
 from snnplug.checks import as_float, as_steps
 from snnplug.errors import ShapeError, TimeStepError
@@ -64,7 +65,9 @@ class LIFSequence(torch.autograd.Function):
         s_seq = torch.empty_like(x_seq)
         v = v0
         for t in range(x_seq.shape[0]):
-            u = torch.add(x_seq[t], v, alpha=leak) if leak != 0.0 else x_seq[t].clone()
+            # λ·v then + x, two roundings (not torch.add(x, v, alpha=λ), which is an FMA on some
+            # CPUs): the operation order of the fused kernel, so both give the same spikes
+            u = torch.mul(v, leak).add_(x_seq[t]) if leak != 0.0 else x_seq[t].clone()
             u_seq[t] = u
             s = (u > threshold).to(x_seq.dtype)
             s_seq[t] = s
@@ -140,7 +143,9 @@ class BNTTLIFNode(memory_module_base()):
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(type(self).__name__, x_seq, self.T, int(self.t), True)
         v0 = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], float(self.v))
-        s_seq, v = LIFSequence.apply(x_seq, v0, self.leak, self.v_threshold, self.surrogate_alpha)
+        k = kernels.for_tensor(x_seq, "snnplug_bntt.kernels")  # fused Triton kernel on CUDA
+        fn = LIFSequence if k is None else k.LIFSequence
+        s_seq, v = fn.apply(x_seq, v0, self.leak, self.v_threshold, self.surrogate_alpha)
         self.v, self.t = v, int(self.t) + x_seq.shape[0]
         return s_seq
 

@@ -21,10 +21,17 @@ import torch
 from spikingjelly.activation_based import base
 from torch import nn
 
+from snnplug import kernels
 from snnplug.checks import as_float, as_steps, check_sequence
 from snnplug.errors import ShapeError, SnnplugError, TimeStepError
 
 from . import functional as F
+
+
+def _fused(x: torch.Tensor, name: str) -> Any:
+    """The fused Triton version of ``name`` for CUDA tensors (:mod:`.kernels`), else None."""
+    k = kernels.for_tensor(x, "snnplug_dsr.kernels")
+    return None if k is None else getattr(k, name)
 
 
 @dataclass
@@ -207,11 +214,12 @@ class DSRIFNode(DSRNode):
                          threshold_grad_scale, step_mode)
 
     def _simulate(self, x_seq, v):
-        return F.if_simulate(x_seq, self.v_threshold.detach().to(x_seq.dtype), self.alpha, v)
+        sim = _fused(x_seq, "if_simulate") or F.if_simulate
+        return sim(x_seq, self.v_threshold.detach().to(x_seq.dtype), self.alpha, v)
 
     def _per_step(self, x_seq):
-        return F.DSRIFFunction.apply(x_seq, self.v_threshold.to(x_seq.dtype), self.alpha,
-                                     self.threshold_grad_scale)
+        fn = _fused(x_seq, "IFFunction") or F.DSRIFFunction
+        return fn.apply(x_seq, self.v_threshold.to(x_seq.dtype), self.alpha, self.threshold_grad_scale)
 
     def _rep_grads(self, G, rep_in, vth):
         return F.if_rep_grads(G, rep_in, vth.to(G.dtype), self.threshold_grad_scale)
@@ -238,12 +246,13 @@ class DSRLIFNode(DSRNode):
         self.dt = as_float("dt", dt, positive=True)
 
     def _simulate(self, x_seq, v):
-        return F.lif_simulate(x_seq, self.v_threshold.detach().to(x_seq.dtype), self.alpha,
-                              self.tau, self.dt, v)
+        sim = _fused(x_seq, "lif_simulate") or F.lif_simulate
+        return sim(x_seq, self.v_threshold.detach().to(x_seq.dtype), self.alpha, self.tau, self.dt, v)
 
     def _per_step(self, x_seq):
-        return F.DSRLIFFunction.apply(x_seq, self.v_threshold.to(x_seq.dtype), self.alpha,
-                                      self.tau, self.dt, self.threshold_grad_scale)
+        fn = _fused(x_seq, "LIFFunction") or F.DSRLIFFunction
+        return fn.apply(x_seq, self.v_threshold.to(x_seq.dtype), self.alpha, self.tau, self.dt,
+                        self.threshold_grad_scale)
 
     def _stream_weights(self, start, n, x):
         w = F.lif_weights(self.T, self.tau, self.dt, device=x.device, dtype=x.dtype)

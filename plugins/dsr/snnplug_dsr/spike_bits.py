@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import torch
 
+from snnplug import kernels
+
 BITS = 8
+_KERNELS = "snnplug_dsr.kernels"
 
 
 class SpikeBits:
@@ -29,6 +32,9 @@ class SpikeBits:
     def write(self, start: int, spikes: torch.Tensor) -> None:
         """Store ``spikes`` ([n, *shape], nonzero = spike) as steps ``start .. start+n-1``."""
         self._check(start, spikes.shape[0])
+        k = kernels.for_tensor(spikes, _KERNELS)  # CUDA: one fused Triton launch
+        if k is not None:
+            return k.pack_bits(spikes, self.words, start)
         for i in range(spikes.shape[0]):
             t = start + i
             bit = (spikes[i] != 0).to(torch.uint8)
@@ -39,6 +45,10 @@ class SpikeBits:
     def read(self, start: int, n: int, dtype: torch.dtype) -> torch.Tensor:
         """Steps ``start .. start+n-1`` as ``[n, *shape]`` of ``dtype`` (``amplitude`` or 0)."""
         self._check(start, n)
+        same = dtype == torch.float32 and self.amplitude.device == self.words.device
+        k = kernels.for_tensor(self.amplitude, _KERNELS) if same else None  # CUDA: one launch
+        if k is not None:
+            return k.unpack_bits(self.words, start, n, self.amplitude)
         out = torch.empty((n, *self.words.shape[1:]), dtype=dtype, device=self.words.device)
         for i in range(n):
             t = start + i

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from snnplug import kernels
 from snnplug.backends.spikingjelly import memory_module_base
 from snnplug.checks import as_float, as_steps, check_sequence
 from snnplug.errors import ShapeError
@@ -165,6 +166,9 @@ class NoisyLIFNode(memory_module_base()):
         same numbers); stages 1/2 then run vectorised over time, stage 3 step by step."""
         check_sequence(x_seq, who="NoisyLIFNode", min_rank=3, T=self.T, allow_shorter=True)
         xi = N.draw(self.spec, x_seq, self._generator(x_seq))
+        k = kernels.for_tensor(x_seq, "snnplug_noise.kernels")  # fused Triton kernels on CUDA
+        if k is not None and not self.record_noise and not (torch.is_grad_enabled() and x_seq.requires_grad):
+            return self._fused(k, x_seq, xi)
         if self.stage != 3:
             if self.record_noise:
                 self.last_noise = xi.detach()
@@ -173,3 +177,17 @@ class NoisyLIFNode(memory_module_base()):
         out = torch.stack([self._step(x_seq[t], xi[t]) for t in range(x_seq.shape[0])])
         self._keep_noise(single=False)
         return out
+
+    def _fused(self, k: Any, x_seq: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """Inference through :mod:`.kernels` (same noise ``xi``, same spikes as the torch path)."""
+        if self.stage != 3:
+            return k.stage2(x_seq, xi, self.v_threshold)
+        v0 = self.v if isinstance(self.v, torch.Tensor) else None
+        if v0 is not None and v0.shape != x_seq.shape[1:]:
+            raise ShapeError(
+                f"NoisyLIFNode state has shape {tuple(v0.shape)} but the input is {tuple(x_seq.shape[1:])}; "
+                f"call spikingjelly.activation_based.functional.reset_net(net) between batches"
+            )
+        s, self.v = k.stage3(x_seq, xi, v0, self.spec, decay=self.decay, alpha=self.alpha, beta=self.beta,
+                             v_threshold=self.v_threshold, v_reset=self.v_reset)
+        return s

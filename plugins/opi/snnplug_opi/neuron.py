@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from snnplug import kernels
 from snnplug.backends.spikingjelly import memory_module_base
 from snnplug.checks import as_float, as_steps, check_sequence
 from snnplug.errors import ShapeError
@@ -74,7 +75,12 @@ class OPIIFNode(MemoryModule):
 
     def multi_step_functional_forward(self, inputs: tuple[torch.Tensor, ...],
                                       states: tuple[Any, ...], **kw: Any) -> tuple[tuple, tuple]:
-        s, v = OF.if_multi_step(inputs[0], states[0], self.v_threshold, self.surrogate_function)
+        x, v0 = inputs[0], states[0]
+        k = kernels.for_tensor(x, "snnplug_opi.kernels")  # fused Triton kernel on CUDA, inference
+        if k is not None and not (torch.is_grad_enabled() and (x.requires_grad or v0.requires_grad)):
+            s, v = k.if_multi_step(x, v0, self.v_threshold)
+        else:
+            s, v = OF.if_multi_step(x, v0, self.v_threshold, self.surrogate_function)
         return (s,), (v, *states[1:])
 
     # -- entry points (checked) ------------------------------------------------------------
