@@ -17,7 +17,7 @@ def test_template_plugin_installs_and_is_discovered(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(TEMPLATE)], check=True)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-m", "snnplug.cli", "plugins", "--json"], env=env,
+    out = subprocess.run([sys.executable, "-m", "snnplug", "plugins", "--json"], env=env,
                          capture_output=True, text=True, check=True).stdout
     plugins = {(p["family"], p["name"]): p for p in json.loads(out)["plugins"]}
     assert plugins[("neuron", "heaviside-if")]["distribution"] == "snnplug-heaviside"
@@ -40,6 +40,6 @@ print(type(new[1]).__module__, new(x)[:, 0, 0].tolist())
     assert json.loads(spikes) == [0.0, 0.0, 0.0, 1.0]
 
     env_disabled = {**env, "SNNPLUG_DISABLE_PLUGINS": "heaviside"}
-    out = subprocess.run([sys.executable, "-m", "snnplug.cli", "plugins", "--json"], env=env_disabled,
+    out = subprocess.run([sys.executable, "-m", "snnplug", "plugins", "--json"], env=env_disabled,
                          capture_output=True, text=True, check=True).stdout
     assert "heaviside-if" not in {p["name"] for p in json.loads(out)["plugins"]}

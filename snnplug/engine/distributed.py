@@ -25,7 +25,7 @@ def init_from_env() -> tuple[int, int]:
     """Initialise the default process group from torchrun's environment; (rank, world size)."""
     if not dist.is_initialized():
         if "RANK" not in os.environ:
-            raise RuntimeError("--distributed needs torchrun: torchrun --nproc-per-node N -m snnplug.cli train ...")
+            raise RuntimeError("--distributed needs torchrun: torchrun --nproc-per-node N -m snnplug train ...")
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
     return dist.get_rank(), dist.get_world_size()

@@ -176,13 +176,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from snnplug import compare as cmp
+    from snnplug.app import compare as cmp
 
     return cmp.main(args.rest)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from snnplug import run as run_mod
+    from snnplug.app import run as run_mod
 
     return run_mod.main(args.rest)
 
