@@ -99,7 +99,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       device=args.device, eval_T=args.eval_T, out_dir=out, resume=args.resume,
                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     if args.distributed:
-        from snnplug.engine.distributed import train_distributed
+        from snnplug.engine import train_distributed
 
         result = train_distributed(strategy, model, bundle, cfg)
     else:
@@ -152,19 +152,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if snnplug.get_registry().get("converter", args.method).calibrates:
         kw.setdefault("calibration", train_loader)
     snn = snnplug.convert(model, args.method, T=T, **kw)
-    from snnplug.backends.spikingjelly import reset
-    from snnplug.data.encoders import direct
+    from snnplug.engine import anytime_accuracy, direct_anytime
 
-    correct = torch.zeros(T)
-    total = 0
-    with torch.no_grad():
-        for x, y in test_loader:
-            reset(snn)
-            out = snn(direct(x, T))
-            cum = out.cumsum(0)  # argmax of the cumulative sum = argmax of the running mean
-            correct += (cum.argmax(-1) == y.unsqueeze(0)).float().sum(1)
-            total += len(y)
-    accs = {t: float(correct[t - 1]) / total for t in sorted(set(args.T))}
+    curve = anytime_accuracy(direct_anytime(snn, T), test_loader)
+    accs = {t: curve[t - 1] for t in sorted(set(args.T))}
     _print_table(f"{args.method}: {state['strategy']} -> SNN on {bundle.name}", ["T", "accuracy"],
                  [[t, a] for t, a in accs.items()])
     if args.out:

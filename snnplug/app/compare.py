@@ -124,29 +124,10 @@ def layer_spikes(snn_net: nn.Module, sj_net: nn.Module, x_seq: torch.Tensor
 
 # -- the framework comparison ------------------------------------------------------------------
 
-def _train_snntorch(net: nn.Module, loader: Any, T: int, epochs: int, lr: float, device: torch.device) -> None:
-    from snnplug.adapters.snntorch import run
+def _accuracy(anytime: Callable[[torch.Tensor], torch.Tensor], loader: Any, device: torch.device) -> float:
+    from snnplug.engine import anytime_accuracy
 
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    net.train()
-    for _ in range(epochs):
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(_first(run(net, _direct(x, T))).sum(0), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-
-def _accuracy(forward: Callable[[torch.Tensor], torch.Tensor], loader: Any, T: int, device: torch.device) -> float:
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            counts = _first(forward(_direct(x, T))).sum(0)
-            correct += int((counts.argmax(-1) == y).sum())
-            total += int(y.numel())
-    return correct / max(1, total)
+    return anytime_accuracy(anytime, loader, device=device)[-1]
 
 
 def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32,
@@ -154,9 +135,11 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
                        seed: int = 0, repeats: int = 3, layers: str = "vectorized",
                        device: str = "cpu") -> dict[str, Any]:
     """snnTorch loop vs the converted SpikingJelly model on one dataset (see the module doc)."""
-    from snnplug.adapters.snntorch import parameter_pairs, run, to_spikingjelly
+    from snnplug.adapters.snntorch import SnnTorchLoop, parameter_pairs, run, to_spikingjelly
     from snnplug.backends.spikingjelly import reset
     from snnplug.data import load_dataset, make_loaders
+    from snnplug.engine import TrainConfig, train
+    from snnplug.engine.evaluate import running_mean
 
     T = as_steps("T", T)
     dev = torch.device(device)
@@ -164,8 +147,9 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
     bundle = load_dataset(dataset, limit=limit)
     train_loader, test_loader = make_loaders(bundle, batch_size, seed=seed)
     snn_net = (model if model is not None else default_snntorch_model(bundle.input_shape, bundle.num_classes)).to(dev)
-    if epochs > 0:
-        _train_snntorch(snn_net, train_loader, T, epochs, lr, dev)
+    if epochs > 0:  # snnTorch's own time loop, driven by snnplug's engine
+        train(SnnTorchLoop(T=T, lr=lr), snn_net, train_loader,
+              TrainConfig(epochs=epochs, seed=None, device=str(dev), progress=False))
     snn_net.eval()
     sj_net = to_spikingjelly(snn_net, layers=layers).to(dev)
 
@@ -173,9 +157,9 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
         reset(sj_net)
         return sj_net(x_seq)
 
-    # accuracy and spikes of every layer on the whole test set
-    acc_a = _accuracy(lambda xs: run(snn_net, xs), test_loader, T, dev)
-    acc_b = _accuracy(sj_forward, test_loader, T, dev)
+    # accuracy (spike counts, from the running mean of one simulation) and spikes of every layer
+    acc_a = _accuracy(lambda x: running_mean(_first(run(snn_net, _direct(x, T)))), test_loader, dev)
+    acc_b = _accuracy(lambda x: running_mean(_first(sj_forward(_direct(x, T)))), test_loader, dev)
     mismatches = total = 0
     per_layer = None
     for x, _ in test_loader:

@@ -34,7 +34,7 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
 
     import snnplug
     from snnplug.data import load_dataset, make_loaders
-    from snnplug.engine import TrainConfig, train
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
     from snnplug.engine.metrics import E_MAC_PJ, record_spikes
     from snnplug.engine.seed import seed_everything
 
@@ -55,14 +55,8 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     model.eval()
 
     _, test = make_loaders(bundle, eval_batch_size=512)
-    correct = torch.zeros(T)
-    total = 0
-    for x, y in test:
-        x, y = x.to(opts["device"]), y.to(opts["device"])
-        anytime = strategy.predict_anytime(model, x, T=T)  # [T, B, C]
-        correct += (anytime.argmax(-1) == y).float().sum(1).cpu()
-        total += len(y)
-    acc_vs_t = {str(t + 1): float(correct[t] / total) for t in range(T)}
+    curve = evaluate_anytime(strategy, model, test, T, device=opts["device"])
+    acc_vs_t = {str(t + 1): a for t, a in enumerate(curve)}
 
     x, y = next(iter(test))
     x, y = x[:256].to(opts["device"]), y[:256].to(opts["device"])
