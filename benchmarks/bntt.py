@@ -76,31 +76,14 @@ def bench_speed(quick: bool) -> tuple[str, list[float]]:
 
 
 def train_eval(strategy, model, train_loader, test_loader, epochs: int, seed: int) -> dict:
+    """Train with the engine (seeded), then accuracy after every step from one simulation."""
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
 
-    torch.manual_seed(seed)
-    opt, sched = strategy.make_optimizer(model, epochs, len(train_loader))
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        for x, y in train_loader:
-            loss, _ = strategy.loss(model, x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-    train_s = time.perf_counter() - t0
-    model.eval()
+    res = train(strategy, model, train_loader, TrainConfig(epochs=epochs, seed=seed, progress=False))
     torch.manual_seed(seed + 1)
-    correct = torch.zeros(strategy.T)
-    n = 0
-    with torch.no_grad():
-        for x, y in test_loader:
-            logits = strategy.predict_anytime(model, x)
-            correct += (logits.argmax(-1) == y).float().sum(1)
-            n += len(y)
-    acc_t = (correct / n).tolist()
-    return {"acc": acc_t[-1], "acc_t": acc_t, "train_s": train_s}
+    acc_t = evaluate_anytime(strategy, model, test_loader, strategy.T)
+    model.eval()  # the early-exit sweep and the energy count below run in inference mode
+    return {"acc": acc_t[-1], "acc_t": acc_t, "train_s": res.train_seconds}
 
 
 def main() -> None:

@@ -32,37 +32,23 @@ from _report import table, write_section  # noqa: E402
 
 import snnplug  # noqa: E402
 from snnplug.data import load_dataset, make_loaders  # noqa: E402
+from snnplug.engine import LogEpochs, TrainConfig, anytime_accuracy, direct_anytime  # noqa: E402
+from snnplug.engine import train as train_model  # noqa: E402
 
 T_REPORT = (4, 8, 16, 32, 64)
 
 
 def ann_accuracy(model: nn.Module, loader) -> float:
+    """The ANN's accuracy through the engine's evaluation (an ANN is a one-step "simulation")."""
     model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            correct += (model(x).argmax(1) == y).sum().item()
-            total += y.numel()
-    return correct / total
+    return anytime_accuracy(lambda x: model(x).unsqueeze(0), loader)[0]
 
 
 def train(strategy, model, loader, epochs: int, lr: float | None) -> float:
-    opt, sched = strategy.make_optimizer(model, epochs, len(loader), lr)
-    t0 = time.perf_counter()
-    for ep in range(epochs):
-        model.train()
-        tot = n = 0
-        for x, y in loader:
-            loss, _ = strategy.loss(model, x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            tot += loss.item() * y.numel()
-            n += y.numel()
-        print(f"  epoch {ep + 1}/{epochs}: loss {tot / n:.4f}", flush=True)
-    return time.perf_counter() - t0
+    """The engine's loop on the benchmark's loader (the global RNG as seeded in main)."""
+    res = train_model(strategy, model, loader, TrainConfig(epochs=epochs, lr=lr, seed=None, progress=False),
+                      callbacks=[LogEpochs(lambda line: print("  " + line, flush=True))])
+    return res.train_seconds
 
 
 def relu_copy(model: nn.Module) -> nn.Module:
@@ -96,8 +82,6 @@ def main() -> None:
 
     from spikingjelly.activation_based import ann2snn, functional
 
-    from snnplug_opi import anytime_accuracy
-
     bundle = load_dataset("fashion-mnist", limit=limit)
     train_loader, _ = make_loaders(bundle, batch_size=128, seed=0)
     test_x, test_y = bundle.test.tensors[0][:n_test], bundle.test.tensors[1][:n_test]
@@ -122,25 +106,25 @@ def main() -> None:
     t0 = time.perf_counter()
     snn = snnplug.convert(model, "opi", T=tmax, calibration=calib)
     conv_s["OPI v(0)=θ/2"] = time.perf_counter() - t0
-    rows["OPI v(0)=θ/2"] = anytime_accuracy(snn, test, tmax, steps_per_call=8)
+    rows["OPI v(0)=θ/2"] = anytime_accuracy(direct_anytime(snn, tmax, steps_per_call=8), test)
 
     t0 = time.perf_counter()
     snn0 = snnplug.convert(model, "opi", T=tmax, v_init=0.0)
     conv_s["OPI converter, v(0)=0"] = time.perf_counter() - t0
-    rows["OPI converter, v(0)=0"] = anytime_accuracy(snn0, test, tmax, steps_per_call=8)
+    rows["OPI converter, v(0)=0"] = anytime_accuracy(direct_anytime(snn0, tmax, steps_per_call=8), test)
 
     relu_ann = relu_copy(model).eval()
     t0 = time.perf_counter()
     sj_snn = ann2snn.Converter(ann2snn.RateCodingRecipe(dataloader=calib, mode="99.9%")).convert(relu_ann)
     functional.set_step_mode(sj_snn, "m")
     conv_s["SpikingJelly RateCodingRecipe (99.9%)"] = time.perf_counter() - t0
-    rows["SpikingJelly RateCodingRecipe (99.9%)"] = anytime_accuracy(sj_snn, test, tmax, steps_per_call=8)
+    rows["SpikingJelly RateCodingRecipe (99.9%)"] = anytime_accuracy(direct_anytime(sj_snn, tmax, steps_per_call=8), test)
 
     # relu version with OPI calibration: isolates the threshold choice from v(0)
     t0 = time.perf_counter()
     snn_cal = snnplug.convert(relu_ann, "opi", T=tmax, calibration=calib)
     conv_s["OPI v(0)=θ/2, ReLU + 99.9% calibration"] = time.perf_counter() - t0
-    rows["OPI v(0)=θ/2, ReLU + 99.9% calibration"] = anytime_accuracy(snn_cal, test, tmax, steps_per_call=8)
+    rows["OPI v(0)=θ/2, ReLU + 99.9% calibration"] = anytime_accuracy(direct_anytime(snn_cal, tmax, steps_per_call=8), test)
 
     ts = [t for t in T_REPORT if t <= tmax]
     headers = ["method", "convert (s)"] + [f"T={t}" for t in ts]

@@ -34,7 +34,25 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "cosine" | "none"
+    #: "cosine" (to zero over the run) | "cosine-warm-restarts" (restart every ``restart_epochs``) | "none";
+    #: schedules step once per batch
+    schedule: str = "cosine"
+    restart_epochs: int = 100
+
+
+SCHEDULES = ("cosine", "cosine-warm-restarts", "none")
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int, steps_per_epoch: int) -> Any:
+    """The learning-rate schedule of ``cfg`` (stepped once per batch), or None."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+    if cfg.schedule == "cosine-warm-restarts":
+        t0 = max(1, as_steps("restart_epochs", cfg.restart_epochs) * as_steps("steps_per_epoch", steps_per_epoch))
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t0)
+    if cfg.schedule == "none":
+        return None
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
 
 
 class Strategy:
@@ -91,10 +109,7 @@ class Strategy:
             opt = torch.optim.Adam(groups, lr=cfg.lr)
         else:
             raise ValueError(f"unknown optimizer {cfg.name!r}")
-        sched = None
-        if cfg.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
-        return opt, sched
+        return opt, make_schedule(opt, cfg, epochs, steps_per_epoch)
 
     # -- running -------------------------------------------------------------------------
     #: set by the trainer for event datasets whose batches are already frames ``[B, T, ...]``
@@ -147,13 +162,15 @@ class Strategy:
         ``{plot title: {line label: values over t}}``. Default: none."""
         return {}
 
-    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """Logits after every step ``t = 1..T`` from one simulation: ``[T, B, C]``.
+    def anytime_readout(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C] -> [T, B, C]``: the readout after every step ``t`` (row ``t-1``: the
+        readout of the first ``t`` outputs). Default: running mean (matches :meth:`readout`)."""
+        from snnplug.engine.evaluate import running_mean
 
-        Default: cumulative mean of the output sequence (valid for mean-over-time readouts).
-        """
+        return running_mean(out_seq)
+
+    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        """Logits after every step ``t = 1..T`` from one simulation: ``[T, B, C]``."""
         steps = self.T if T is None else as_steps("T", T)
         with torch.no_grad():
-            out = self.run(model, self.encode(x, steps))
-            t = torch.arange(1, out.shape[0] + 1, device=out.device, dtype=out.dtype)
-            return out.cumsum(0) / t.view(-1, *([1] * (out.dim() - 1)))
+            return self.anytime_readout(self.run(model, self.encode(x, steps)))

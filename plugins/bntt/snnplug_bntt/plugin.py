@@ -46,7 +46,7 @@ def bntt_strategy(**kw: Any) -> Any:
     """Strategy ``bntt`` (Kim & Panda 2021): signed Poisson input ``s_t = sign(x̃)·1[2U ≤ |x̃|]``,
     conv/linear -> BNTT -> LIF (λ=0.99, θ=1, soft reset, triangle surrogate 0.3), output
     ``u_t = u_{t−1} + W s_t``, logits ``u_T/T``, cross-entropy; SGD(0.9, wd 5e-4), T=25.
-    ``predict(model, x, early_exit=threshold)`` returns ``(logits, exit_step)`` (γ rule)."""
+    ``predict_early_exit(model, x, threshold)`` stops at the γ-rule exit step."""
     from snnplug_bntt.strategy import BNTTStrategy
 
     return BNTTStrategy(**kw)

@@ -5,8 +5,8 @@
 * Network (:func:`snnplug_bntt.model.bntt_convnet`): conv/linear -> BNTT -> LIF (λ, θ = 1, soft
   detached reset, triangle surrogate α = 0.3), accumulating output layer.
 * Readout: ``logits = u_T / T`` (accumulated output potential), cross-entropy (eq. 5).
-* Inference: ``predict(model, x, early_exit=threshold)`` stops at the γ-rule exit step and
-  returns ``(logits, exit_step)``.
+* Inference: ``predict(model, x)`` runs T steps; ``predict_early_exit(model, x, threshold)``
+  stops at the γ-rule exit step and returns an :class:`EarlyExit` (logits, exit step).
 
 Optimiser defaults follow the paper (SGD, momentum 0.9, weight decay 5e-4; lr 0.1 as in the
 authors' script, the paper's 0.3 diverged in short CPU runs) with a cosine schedule instead of
@@ -15,6 +15,7 @@ the paper's step decay (the core trainer offers cosine or none).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +25,14 @@ from snnplug.checks import as_float, as_steps
 from snnplug.strategies import OptimConfig, Strategy
 
 from snnplug_bntt.encoding import signed_poisson
+
+
+@dataclass(frozen=True)
+class EarlyExit:
+    """What :meth:`BNTTStrategy.predict_early_exit` returns."""
+
+    logits: torch.Tensor  # [B, C] after exit_step steps
+    exit_step: int
 
 
 class BNTTStrategy(Strategy):
@@ -89,28 +98,21 @@ class BNTTStrategy(Strategy):
         """Accumulated output potential ``u_t`` at the last step, divided by the steps run."""
         return out_seq[-1] / out_seq.shape[0]
 
-    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """Logits ``u_t / t`` after every step of one simulation: ``[T, B, C]``."""
-        steps = self.T if T is None else as_steps("T", T)
-        with torch.no_grad():
-            u = self.run(model, self.encode(x, steps))
-            t = torch.arange(1, u.shape[0] + 1, device=u.device, dtype=u.dtype)
-            return u / t.view(-1, *([1] * (u.dim() - 1)))
+    def anytime_readout(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """``u_t / t`` after every step (``[T, B, C]``)."""
+        t = torch.arange(1, out_seq.shape[0] + 1, device=out_seq.device, dtype=out_seq.dtype)
+        return out_seq / t.view(-1, *([1] * (out_seq.dim() - 1)))
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, T: int | None = None,
-                early_exit: float | None = None) -> Any:
-        """Logits ``[B, C]`` after ``T`` steps; with ``early_exit=threshold`` the run stops at the
-        γ-rule exit step (:mod:`snnplug_bntt.early_exit`, capped at ``T``) and
-        ``(logits, exit_step)`` is returned."""
-        steps = self.T if T is None else as_steps("T", T)
-        if early_exit is None:
-            return self.forward(model, x, steps)
+    def predict_early_exit(self, model: nn.Module, x: torch.Tensor, threshold: float,
+                           T: int | None = None) -> EarlyExit:
+        """Run only up to the γ-rule exit step for ``threshold`` (:mod:`snnplug_bntt.early_exit`,
+        capped at ``T``): the logits there and the step."""
         from snnplug_bntt.early_exit import exit_step
 
-        t_exit = min(steps, exit_step(model, early_exit))
-        return self.forward(model, x, t_exit), t_exit
-
+        steps = self.T if T is None else as_steps("T", T)
+        t_exit = min(steps, exit_step(model, threshold))
+        return EarlyExit(logits=self.forward(model, x, t_exit), exit_step=t_exit)
 
     def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
         """``snnplug run``'s BNTT plot: mean γ_t of every BNTT layer over time (paper Fig. 3/6)."""
@@ -120,6 +122,3 @@ class BNTTStrategy(Strategy):
         profile = gamma_profile(model)  # [layers, T]
         return {"mean gamma over time": {f"BNTT layer {n}": profile[i].tolist() for i, n in enumerate(names)}}
 
-
-def make_strategy(**kw: Any) -> BNTTStrategy:
-    return BNTTStrategy(**kw)

@@ -89,7 +89,8 @@ def test_predict_early_exit_runs_only_the_exit_steps():
             m.weight[5:] = 0.01  # all layers quiet after step 5
     x = torch.rand(3, 1, 8, 8)
     torch.manual_seed(0)
-    logits, t_exit = s.predict(model, x, early_exit=0.1)
+    out = s.predict_early_exit(model, x, 0.1)
+    logits, t_exit = out.logits, out.exit_step
     assert t_exit == 5 and all(m.t == 5 for m in bntts)
     torch.manual_seed(0)
     torch.testing.assert_close(logits, s.predict(model, x, T=5))

@@ -107,19 +107,10 @@ class NoiseStrategy(Strategy):
         return apply(model, neuron="noise-lif", neuron_kwargs={**self._neuron_kw, "T": None})
 
     def optim_config(self) -> OptimConfig:
-        return OptimConfig(name="adam", lr=self.lr, weight_decay=0.0, schedule="cosine-warm-restarts")
-
-    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
-                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """Adam (lr 1e-4) and cosine annealing with warm restarts every ``restart_epochs``
-        epochs (paper: 100), stepped once per batch."""
-        cfg = self.optim_config()
-        if lr is not None:
-            cfg.lr = as_float("lr", lr, positive=True)
-        opt = torch.optim.Adam(self.param_groups(model, cfg), lr=cfg.lr)
-        t0 = max(1, self.restart_epochs * _pos_int("steps_per_epoch", steps_per_epoch))
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t0)
-        return opt, sched
+        """Adam (lr 1e-4) and cosine annealing with warm restarts every ``restart_epochs`` epochs
+        (paper: 100), stepped once per batch."""
+        return OptimConfig(name="adam", lr=self.lr, weight_decay=0.0, schedule="cosine-warm-restarts",
+                           restart_epochs=self.restart_epochs)
 
     # -- running -----------------------------------------------------------------------
     def _require_nodes(self, model: nn.Module) -> None:
