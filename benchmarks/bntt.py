@@ -98,7 +98,7 @@ def main() -> None:
     from snnplug.data import load_dataset, make_loaders
 
     from snnplug_bntt.early_exit import early_exit_sweep, gamma_profile
-    from snnplug_bntt.energy import measure
+    from snnplug.engine.energy import measure
 
     speed_body, ratios = bench_speed(quick)
 

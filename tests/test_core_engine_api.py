@@ -103,3 +103,41 @@ def test_direct_anytime_in_slices_equals_one_call():
     assert len(whole) == 9 and whole == sliced
     with pytest.raises(ValueError, match="got no data"):
         anytime_accuracy(direct_anytime(snn, 2), [])
+
+
+def test_energy_first_layer_on_quantised_images_is_dense_and_later_spikes_are_events():
+    """Digits are sixteenths (a grid a pooled-spike check would accept): as the first layer's
+    input they are real values (dense MACs); binary input to the first layer is events."""
+    from spikingjelly.activation_based import layer, neuron
+
+    from snnplug.engine.energy import E_AC_PJ, E_MAC_PJ, measure
+
+    fc1, fc2 = layer.Linear(4, 3, bias=False, step_mode="m"), layer.Linear(3, 2, bias=False, step_mode="m")
+    with torch.no_grad():
+        fc1.weight.fill_(1.0)
+    net = torch.nn.Sequential(fc1, neuron.IFNode(step_mode="m"), fc2)
+    x = torch.tensor([[[0.25, 0.5, 0.0, 0.0]]]).expand(3, 1, 4)  # T=3, B=1; sum 0.75 per step
+    rep = measure(net, x)
+    # fc1 dense: 12 MACs x 3 steps; IF: v = 0.75, 1.5 -> spike at t=2 (v reset), 0.75: one spike per neuron
+    assert [(l.macs, l.rate) for l in rep.layers] == [(12, None), (6, pytest.approx(1 / 3))]
+    assert rep.snn_pj == pytest.approx(12 * 3 * E_MAC_PJ + 6 * (1 / 3) * 3 * E_AC_PJ)
+    assert rep.ann_pj == pytest.approx(18 * E_MAC_PJ)
+    binary = measure(net, (x > 0.3).float())  # spikes as input: the first layer is event-driven
+    assert binary.layers[0].rate == pytest.approx(0.25)
+
+
+def test_schedules_come_from_optim_config():
+    from snnplug.strategies import OptimConfig, Strategy, make_schedule
+
+    m = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=1.0)
+    warm = make_schedule(opt, OptimConfig(schedule="cosine-warm-restarts", restart_epochs=2), 5, 3)
+    assert isinstance(warm, torch.optim.lr_scheduler.CosineAnnealingWarmRestarts) and warm.T_0 == 6
+    assert make_schedule(opt, OptimConfig(schedule="none"), 5, 3) is None
+
+    class Typo(Strategy):
+        def optim_config(self) -> OptimConfig:
+            return OptimConfig(schedule="cosine_warm")
+
+    with pytest.raises(ValueError, match="unknown schedule 'cosine_warm'; choose one of"):
+        Typo().make_optimizer(m, 1, 1)

@@ -35,7 +35,7 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     import snnplug
     from snnplug.data import load_dataset, make_loaders
     from snnplug.engine import TrainConfig, evaluate_anytime, train
-    from snnplug.engine.metrics import E_MAC_PJ, record_spikes
+    from snnplug.engine.energy import record_energy
     from snnplug.engine.seed import seed_everything
 
     torch.set_num_threads(opts["threads"])
@@ -61,17 +61,15 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     x, y = next(iter(test))
     x, y = x[:256].to(opts["device"]), y[:256].to(opts["device"])
     snn = strategy.inference_model(model)
-    with torch.no_grad(), record_spikes(snn, batch=len(x)) as rep:
+    with torch.no_grad(), record_energy(snn, batch=len(x), steps=T) as rep:
         strategy.predict(model, x, T=T)
-    macs_per_sample = sum(s.macs for s in rep.layers.values()) / max(1, len(x))
-    ann_uj = macs_per_sample / T * E_MAC_PJ / 1e6
-    snn_uj = rep.energy_uj_per_sample()
+    ann_uj, snn_uj = rep.ann_pj / 1e6, rep.snn_pj / 1e6  # per sample; the ANN: the same layers, one pass
     extra = strategy.report(model, x, y)
     return {
         "strategy": name, "config": strategy.config(), "quick_overrides": quick, "T": T, "epochs": epochs,
         "accuracy": acc_vs_t[str(T)], "accuracy_vs_T": acc_vs_t,
         "train_seconds": res.train_seconds, "peak_rss_mb": _rss_mb(), "base_rss_mb": base_rss,
-        "spikes_per_sample": rep.spikes_per_sample(), "spike_rates": rep.spike_rates(),
+        "spikes_per_sample": rep.spikes, "spike_rates": rep.spike_rates,
         "energy_uj": snn_uj, "ann_energy_uj": ann_uj,
         "energy_ratio": snn_uj / ann_uj if ann_uj else None,
         "history": res.history, "extra": extra,

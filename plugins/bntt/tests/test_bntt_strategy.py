@@ -9,7 +9,7 @@ from torch import nn
 import snnplug
 from snnplug.errors import SnnplugError
 from snnplug_bntt.early_exit import early_exit_sweep, exit_step, exit_step_from_profile, gamma_profile
-from snnplug_bntt.energy import E_AC_PJ, E_MAC_PJ, conv_macs, event_rate, linear_macs, measure
+from snnplug.engine.energy import E_AC_PJ, E_MAC_PJ, conv_macs, event_rate, linear_macs, measure
 from snnplug_bntt.neuron import Accumulator, BNTTLIFNode
 from snnplug_bntt.norm import BNTT
 
@@ -131,7 +131,7 @@ def test_mac_counts_and_event_rates_by_hand():
     assert conv_macs(4, 4, (3, 3), (2, 2), groups=4) == 4 * 4 * 9
     assert linear_macs(10, 5) == 50
     assert event_rate(torch.tensor([0.0, 1.0, -1.0, 0.0])) == 0.5
-    assert event_rate(torch.tensor([0.25, 0.5, 0.0, 0.0])) == 0.1875  # pooled spikes: mean of |x|
+    assert event_rate(torch.tensor([0.25, 0.5, 0.0, 0.0]), amplitude=1.0) == 0.1875  # pooled spikes: mean of |x|
     assert event_rate(torch.tensor([0.3, 0.7])) is None  # real values: dense
 
 

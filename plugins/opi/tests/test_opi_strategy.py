@@ -152,16 +152,16 @@ def test_opi_neuron_built_for_T_refuses_longer_sequences():
 
 def test_spike_metrics_see_the_converted_neurons():
     import snnplug
-    from snnplug.engine.metrics import record_spikes
+    from snnplug.engine.energy import record_energy
 
     torch.manual_seed(0)
     s = snnplug.strategy("opi-ann", T=8)
     model = s.build_model((1, 8, 8), 10).eval()
     x = torch.rand(4, 1, 8, 8)
     snn = s.inference_model(model)
-    with torch.no_grad(), record_spikes(snn, batch=4) as rep:
+    with torch.no_grad(), record_energy(snn, batch=4, steps=8) as rep:
         s.predict(model, x, T=8)
-    rates = rep.spike_rates()
+    rates = rep.spike_rates
     assert len(rates) == len(snn.neurons()) and all(0.0 <= r <= 1.0 for r in rates.values())
     first = snn.neurons()[0]
     # the first layer's rate equals its own spike count over the simulation (independent recount)
