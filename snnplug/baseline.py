@@ -26,9 +26,9 @@ class BPTTStrategy(Strategy):
     name = "bptt"
     default_epochs = 10
 
-    def __init__(self, *, T: int = 4, neuron: str = "lif", tau: float = 2.0, lr: float = 1e-3,
+    def __init__(self, *, T: int = 4, frames: bool = False, neuron: str = "lif", tau: float = 2.0, lr: float = 1e-3,
                  norm: bool = True) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         if neuron not in ("lif", "if"):
             raise ValueError(f"bptt neuron must be 'lif' or 'if', got {neuron!r}")
         if not isinstance(norm, bool):
@@ -36,7 +36,7 @@ class BPTTStrategy(Strategy):
         self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), float(lr), norm
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "neuron": self.neuron, "tau": self.tau, "lr": self.lr, "norm": self.norm}
+        return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "tau": self.tau, "lr": self.lr, "norm": self.norm}
 
     def make_neuron(self) -> nn.Module:
         from snnplug.backends.spikingjelly import sj

@@ -273,12 +273,12 @@ class SnnTorchLoop(Strategy):
 
     name = "snntorch-loop"
 
-    def __init__(self, *, T: int = 32, lr: float = 2e-3) -> None:
-        super().__init__(T=T)
+    def __init__(self, *, T: int = 32, frames: bool = False, lr: float = 2e-3) -> None:
+        super().__init__(T=T, frames=frames)
         self.lr = float(lr)
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "lr": self.lr}
+        return {"T": self.T, "frames": self.frames, "lr": self.lr}
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(name="adam", lr=self.lr, schedule="none")

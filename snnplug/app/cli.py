@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from snnplug.errors import SnnplugError
+from snnplug.errors import ShapeError, SnnplugError
 
 
 def _ints(text: str) -> list[int]:
@@ -89,8 +89,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from snnplug.engine.seed import seed_everything
 
     torch.set_num_threads(args.threads) if args.threads else None
-    strategy = snnplug.strategy(args.strategy, **_strategy_kwargs(args))
-    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=getattr(strategy, "T", None))
+    kw = _strategy_kwargs(args)
+    steps = snnplug.strategy(args.strategy, **kw).T  # frames per sample for event datasets
+    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=steps)
+    strategy = snnplug.strategy(args.strategy, **kw, frames=bundle.frames)
     seed_everything(args.seed)
     model = strategy.build_model(bundle.input_shape, bundle.num_classes)
     out = Path(args.out or f"runs/{args.strategy}")
@@ -130,8 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from snnplug.engine import evaluate
 
     strategy, model, state, ds = _load_trained(args.checkpoint)
-    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit)
-    strategy.frames_input = bundle.frames
+    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit, T=strategy.T)
+    if bundle.frames != strategy.frames:
+        raise ShapeError(f"{args.checkpoint} was trained on {'event frames' if strategy.frames else 'static images'}"
+                         f" but dataset {bundle.name!r} gives {'event frames' if bundle.frames else 'static images'}")
     _, test = make_loaders(bundle)
     accs = evaluate(strategy, model, test, args.T, args.device)
     _print_table(f"{state['strategy']} on {bundle.name}", ["T", "accuracy"], [[t, a] for t, a in accs.items()])

@@ -37,14 +37,15 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     from snnplug.engine import TrainConfig, evaluate_anytime, train
     from snnplug.engine.energy import record_energy
     from snnplug.engine.seed import seed_everything
+    from snnplug.strategies import Reporting
 
     torch.set_num_threads(opts["threads"])
     base_rss = _rss_mb()
     kw = {"T": opts["T"]} if opts.get("T") else {}
-    quick = dict(getattr(snnplug.strategy(name), "quick_overrides", {}) or {})
-    strategy = snnplug.strategy(name, **{**quick, **kw})
-    bundle = load_dataset(opts["dataset"], opts.get("data_root"), limit=opts.get("limit"))
-    strategy.frames_input = bundle.frames
+    probe = snnplug.strategy(name, **kw)
+    quick = dict(probe.quick_overrides) if isinstance(probe, Reporting) else {}
+    bundle = load_dataset(opts["dataset"], opts.get("data_root"), limit=opts.get("limit"), T=probe.T)
+    strategy = snnplug.strategy(name, **{**quick, **kw}, frames=bundle.frames)
     seed_everything(opts["seed"])
     model = strategy.build_model(bundle.input_shape, bundle.num_classes)
     T = strategy.inference_T
@@ -64,7 +65,7 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     with torch.no_grad(), record_energy(snn, batch=len(x), steps=T) as rep:
         strategy.predict(model, x, T=T)
     ann_uj, snn_uj = rep.ann_pj / 1e6, rep.snn_pj / 1e6  # per sample; the ANN: the same layers, one pass
-    extra = strategy.report(model, x, y)
+    extra = strategy.report(model, x, y) if isinstance(strategy, Reporting) else {}
     return {
         "strategy": name, "config": strategy.config(), "quick_overrides": quick, "T": T, "epochs": epochs,
         "accuracy": acc_vs_t[str(T)], "accuracy_vs_T": acc_vs_t,

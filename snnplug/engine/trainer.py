@@ -35,7 +35,7 @@ from snnplug.engine.callbacks import TrainState, call
 from snnplug.engine.checkpoint import load_checkpoint, save_checkpoint
 from snnplug.engine.evaluate import batches, evaluate
 from snnplug.engine.seed import seed_everything
-from snnplug.errors import CheckpointError
+from snnplug.errors import CheckpointError, ShapeError
 
 
 @dataclass
@@ -92,6 +92,13 @@ def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _layout_mismatch(dataset: str, frames: bool) -> str:
+    if frames:
+        return (f"dataset {dataset!r} yields event frames [B, T, ...]; build the strategy with frames=True "
+                f"(snnplug.strategy(name, frames=True))")
+    return f"dataset {dataset!r} yields static batches [B, ...]; build the strategy with frames=False"
 
 
 def _tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator) -> Any:
@@ -259,8 +266,8 @@ def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = 
     gen = seed_everything(cfg.seed) if cfg.seed is not None else torch.Generator().manual_seed(0)
     model.to(cfg.device)
     loader, test_batches, own_loader, dataset = _data(data, test, cfg, gen)
-    if isinstance(data, DatasetBundle):
-        strategy.frames_input = data.frames
+    if isinstance(data, DatasetBundle) and data.frames != strategy.frames:
+        raise ShapeError(_layout_mismatch(data.name, data.frames))
     opt, sched = strategy.make_optimizer(model, cfg.epochs, len(loader), cfg.lr)
     state = TrainState(strategy=strategy, model=model, optimizer=opt, scheduler=sched, cfg=cfg)
     ckpt = _Checkpoints(cfg, state, dataset, ddp.rank())

@@ -40,13 +40,15 @@ class BNTTStrategy(Strategy):
 
     name = "bntt"
     default_epochs = 3
+    #: ``snnplug run`` (:class:`snnplug.strategies.Reporting`): the paper's settings suit short runs
+    quick_overrides: dict[str, Any] = {}
 
-    def __init__(self, *, T: int = 25, leak: float = 0.99, v_threshold: float = 1.0,
+    def __init__(self, *, T: int = 25, frames: bool = False, leak: float = 0.99, v_threshold: float = 1.0,
                  surrogate_alpha: float = 0.3, eps: float = 1e-4, momentum: float = 0.1,
                  poisson_scale: float = 2.0, input_mean: float = 0.5, input_std: float = 0.5,
                  channels: tuple[int, ...] = (32, 64), hidden: int = 128, lr: float = 0.1,
                  weight_decay: float = 5e-4) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         self.leak = as_float("leak", leak, lo=0.0, hi=1.0)
         self.v_threshold = as_float("v_threshold", v_threshold, positive=True)
         self.surrogate_alpha = as_float("surrogate_alpha", surrogate_alpha, lo=0.0)
@@ -61,7 +63,7 @@ class BNTTStrategy(Strategy):
         self.weight_decay = as_float("weight_decay", weight_decay, lo=0.0)
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "leak": self.leak, "v_threshold": self.v_threshold,
+        return {"T": self.T, "frames": self.frames, "leak": self.leak, "v_threshold": self.v_threshold,
                 "surrogate_alpha": self.surrogate_alpha, "eps": self.eps, "momentum": self.momentum,
                 "poisson_scale": self.poisson_scale, "input_mean": self.input_mean,
                 "input_std": self.input_std, "channels": list(self.channels), "hidden": self.hidden,
@@ -90,7 +92,7 @@ class BNTTStrategy(Strategy):
     # -- running -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """Static ``[B, ...]``: signed Poisson spikes of ``(x − mean)/std``; event frames: as is."""
-        if self.frames_input:
+        if self.frames:
             return super().encode(x, T)
         return signed_poisson((x - self.input_mean) / self.input_std, T, self.poisson_scale)
 

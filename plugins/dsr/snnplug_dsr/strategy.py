@@ -69,14 +69,14 @@ class DSRStrategy(Strategy):
     name = "dsr"
     default_epochs = 200
 
-    def __init__(self, *, T: int = 20, neuron: str = "if", backward: str = "auto",
+    def __init__(self, *, T: int = 20, frames: bool = False, neuron: str = "if", backward: str = "auto",
                  chunk: int | None = None, threshold_l2: float = presets.THRESHOLD_L2,
                  threshold_lr_scale: float = 1.0,
                  optimizer: str = "sgd", lr: float | None = None,
                  weight_decay: float = presets.SGD["weight_decay"],
                  neuron_kwargs: dict[str, Any] | None = None, channels: Sequence[int] = (32, 64),
                  hidden: int = 128, norm: bool = True, spike_output: bool = True) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         if neuron not in NEURONS:
             raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {neuron!r}")
         if backward not in BACKWARDS:
@@ -104,7 +104,7 @@ class DSRStrategy(Strategy):
         self._warned = False
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "neuron": self.neuron, "backward": self.backward, "chunk": self.chunk,
+        return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "backward": self.backward, "chunk": self.chunk,
                 "threshold_l2": self.threshold_l2, "threshold_lr_scale": self.threshold_lr_scale,
                 "optimizer": self.optimizer, "lr": self.lr,
                 "weight_decay": self.weight_decay, "neuron_kwargs": dict(self.neuron_kwargs),

@@ -41,13 +41,13 @@ class NoiseStrategy(Strategy):
     #: few-epoch runs (``snnplug run``): the paper's lr 1e-4 is tuned for 200 epochs
     quick_overrides: dict[str, Any] = {"lr": 1e-3}
 
-    def __init__(self, *, T: int = 1, lr: float = 1e-4, noise: str = "gaussian",
+    def __init__(self, *, T: int = 1, frames: bool = False, lr: float = 1e-4, noise: str = "gaussian",
                  noise_low: float = 0.0, noise_high: float = 1.0, noise_std: float | None = None,
                  decay: float = 0.5, v_threshold: float = 1.0, surrogate_a: float = PAPER_A,
                  hidden: int = 512, pool: int = 2, eval_stage: int = 3, eval_T: int = 10,
                  alpha: float = 4.0, beta: float = 0.5, seed: int = 0,
                  restart_epochs: int = 100) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         self.lr = as_float("lr", lr, positive=True)
         self.hidden = _pos_int("hidden", hidden)
         self.pool = _pos_int("pool", pool)
@@ -66,9 +66,14 @@ class NoiseStrategy(Strategy):
             alpha=alpha, beta=beta)
         NoisyLIFNode(**self._neuron_kw)  # validate the neuron settings now, not at build time
 
+    @property
+    def inference_T(self) -> int:
+        """Trained at ``T`` (1), evaluated at ``eval_T`` (10)."""
+        return max(self.T, self.eval_T)
+
     # -- construction ----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "lr": self.lr, **self._neuron_kw, "hidden": self.hidden,
+        return {"T": self.T, "frames": self.frames, "lr": self.lr, **self._neuron_kw, "hidden": self.hidden,
                 "pool": self.pool, "eval_stage": self.eval_stage, "eval_T": self.eval_T,
                 "seed": self.seed, "restart_epochs": self.restart_epochs}
 
