@@ -67,5 +67,5 @@ def bptt(**kw: Any) -> BPTTStrategy:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="bptt", factory=bptt, paper=PAPER,
+    return [StrategyPlugin(name="bptt", factory=bptt, paper=PAPER, in_default_run=True,
                            summary="surrogate-gradient BPTT baseline with SpikingJelly LIF/IF")]

@@ -242,17 +242,47 @@ def _method_row(name: str, ours: nn.Module, theirs: nn.Module, x_seq: torch.Tens
             "max_abs_output_diff": float((out_a - out_b).abs().max())}
 
 
+def _public_name(cls: type) -> str:
+    """``neuron.DSRIFNode`` / ``layer.BatchNormThroughTime2d``: where SpikingJelly exports it."""
+    from snnplug.backends.spikingjelly import sj
+
+    for ns in ("neuron", "layer"):
+        if getattr(getattr(sj(), ns), cls.__name__, None) is cls:
+            return f"{ns}.{cls.__name__}"
+    return cls.__name__
+
+
+def _reference_pair(rec: Any, base: nn.Module, T: int) -> tuple[nn.Module, nn.Module, str]:
+    """(ours, theirs, SpikingJelly class): ``base`` with the plugin applied, and ``base`` with
+    SpikingJelly's implementation (``rec.reference``) at every module the plugin replaced."""
+    import snnplug
+
+    ours = snnplug.apply(base, **{rec.family: rec.name}, T=T, **rec.reference_kwargs)
+    theirs = copy.deepcopy(base)
+    names: list[str] = []
+    done: list[str] = []  # replaced paths (their submodules are not compared)
+    for path, old in base.named_modules():
+        if not path or any(path.startswith(d + ".") for d in done):
+            continue
+        new = ours.get_submodule(path)
+        if type(new) is not type(old):
+            done.append(path)
+            ref = rec.reference(new, T)
+            parent, _, leaf = path.rpartition(".")
+            setattr(theirs.get_submodule(parent) if parent else theirs, leaf, ref)
+            names.append(_public_name(type(ref)))
+    return ours, theirs, names[0] if names else "(nothing replaced)"
+
+
 def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats: int = 3,
                     device: str = "cpu") -> list[dict[str, Any]]:
-    """snnplug DSR vs SpikingJelly ``DSRIFNode``; snnplug BNTT vs ``BatchNormThroughTime2d``.
-
-    Same network, weights and digits batch for both; a method whose plugin is not installed gives
-    a row with ``skipped``.
-    """
+    """Every installed neuron/normalizer plugin that names a SpikingJelly implementation of its
+    method (registration ``reference``, e.g. DSR-IF vs ``neuron.DSRIFNode``, BNTT vs
+    ``layer.BatchNormThroughTime2d``) against it: same network (neurons: an IF MLP; normalizers:
+    a LIF convnet), weights and digits batch, the registration's ``reference_kwargs``."""
     import snnplug
     from snnplug.backends.spikingjelly import sj
     from snnplug.data import load_dataset
-    from snnplug.errors import UnknownPluginError
     from snnplug.models import convnet, mlp
 
     ab = sj()
@@ -263,33 +293,16 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
     y = bundle.train.tensors[1][:batch_size].to(dev)
     x_seq = _direct(x, T)
     rows: list[dict[str, Any]] = []
-
-    torch.manual_seed(seed)
-    base = mlp(64, 10, hidden=(128,), neuron=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
-    try:
-        ours = snnplug.apply(base, neuron="dsr-if", T=T, v_threshold=6.0, alpha=0.5)
-        theirs = copy.deepcopy(base)
-        _replace(theirs, lambda m: isinstance(m, ab.neuron.IFNode),
-                 lambda m: ab.neuron.DSRIFNode(T=T, v_threshold=6.0, alpha=0.5, step_mode="m"))
-        rows.append(_method_row("dsr-if vs neuron.DSRIFNode", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
-    except UnknownPluginError as exc:
-        rows.append({"method": "dsr-if vs neuron.DSRIFNode", "skipped": str(exc)})
-
-    torch.manual_seed(seed)
-    base = convnet(bundle.input_shape, 10, neuron=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
-    try:
-        ours = snnplug.apply(base, normalizer="bntt", T=T)
-        eps = next(m for m in ours.modules() if hasattr(m, "eps")).eps
-
-        theirs = copy.deepcopy(base)  # every BatchNorm apply() replaced, 2d and 1d, same eps
-        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm2d),
-                 lambda bn: ab.layer.BatchNormThroughTime2d(T, bn.num_features, eps=float(eps), step_mode="m"))
-        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm1d),
-                 lambda bn: ab.layer.BatchNormThroughTime1d(T, bn.num_features, eps=float(eps), step_mode="m"))
-        rows.append(_method_row("bntt vs layer.BatchNormThroughTime2d", ours.to(dev), theirs.to(dev), x_seq, y,
-                                repeats, dev))
-    except UnknownPluginError as exc:
-        rows.append({"method": "bntt vs layer.BatchNormThroughTime2d", "skipped": str(exc)})
+    for rec in snnplug.get_registry().all():
+        if rec.family not in ("neuron", "normalizer") or rec.reference is None:
+            continue
+        torch.manual_seed(seed)
+        if rec.family == "neuron":
+            base = mlp(64, 10, hidden=(128,), neuron=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
+        else:
+            base = convnet(bundle.input_shape, 10, neuron=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
+        ours, theirs, cls = _reference_pair(rec, base, T)
+        rows.append(_method_row(f"{rec.name} vs {cls}", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
     return rows
 
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_METHODS = ("bptt", "dsr", "bntt", "opi-ann", "noise")
 SCHEMA_VERSION = 1
 
 
@@ -158,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--methods", default=None, help=f"comma-separated strategies (default: installed of {','.join(DEFAULT_METHODS)})")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated strategies (default: those registered with in_default_run)")
     p.add_argument("--T", type=int, default=None, help="time steps for every method (default: each method's)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
@@ -170,14 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    installed = set(snnplug.get_registry().names("strategy"))
+    registry = snnplug.get_registry()
+    installed = set(registry.names("strategy"))
     if args.methods:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         unknown = [m for m in methods if m not in installed]
         if unknown:
             raise SnnplugError(f"unknown method(s) {unknown}; installed strategies: {sorted(installed)}")
     else:
-        methods = [m for m in DEFAULT_METHODS if m in installed]
+        methods = [m for m in sorted(installed) if registry.get("strategy", m).in_default_run]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     opts = {"dataset": args.dataset, "data_root": args.data_root, "T": args.T, "epochs": args.epochs,

@@ -59,7 +59,7 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="opi-ann", factory=strategy_factory, paper=PAPER,
+    return [StrategyPlugin(name="opi-ann", factory=strategy_factory, paper=PAPER, in_default_run=True,
                            summary="train a clip(x, 0, λ) ANN (trainable λ, avg pooling) for OPI conversion")]
 
 
