@@ -83,7 +83,7 @@ def bptt_model(input_shape: tuple[int, ...], classes: int, hidden: int) -> nn.Mo
                               surrogate_function=surrogate.ATan(alpha=3.0), step_mode="m")
 
     c, h, w = input_shape
-    net = mlp(c * (h // 2) * (w // 2), classes, hidden=(hidden,), neuron=lif, pool=2)
+    net = mlp(c * (h // 2) * (w // 2), classes, hidden=(hidden,), node=lif, pool=2)
     net.append(lif())
     return net
 

@@ -96,7 +96,7 @@ def test_direct_anytime_in_slices_equals_one_call():
     from spikingjelly.activation_based import neuron
 
     torch.manual_seed(0)
-    snn = mlp(64, 10, hidden=(32,), neuron=lambda: neuron.IFNode(step_mode="m"))
+    snn = mlp(64, 10, hidden=(32,), node=lambda: neuron.IFNode(step_mode="m"))
     x, y = torch.rand(40, 64) * 3, torch.arange(40) % 10
     whole = anytime_accuracy(direct_anytime(snn, 9), (x, y))
     sliced = anytime_accuracy(direct_anytime(snn, 9, steps_per_call=4), (x, y))

@@ -298,9 +298,9 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
             continue
         torch.manual_seed(seed)
         if rec.family == "neuron":
-            base = mlp(64, 10, hidden=(128,), neuron=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
+            base = mlp(64, 10, hidden=(128,), node=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
         else:
-            base = convnet(bundle.input_shape, 10, neuron=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
+            base = convnet(bundle.input_shape, 10, node=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
         ours, theirs, cls = _reference_pair(rec, base, T)
         rows.append(_method_row(f"{rec.name} vs {cls}", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
     return rows

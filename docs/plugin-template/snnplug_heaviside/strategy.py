@@ -35,7 +35,7 @@ class HeavisideStrategy(Strategy):
         size = 1
         for d in input_shape:
             size *= int(d)
-        return mlp(size, num_classes, hidden=(self.hidden,), neuron=lambda: HeavisideIF(T=self.T))
+        return mlp(size, num_classes, hidden=(self.hidden,), node=lambda: HeavisideIF(T=self.T))
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(name="adam", lr=self.lr, schedule="cosine")

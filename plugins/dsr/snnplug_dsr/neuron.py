@@ -24,7 +24,7 @@ from torch import nn
 from snnplug.checks import as_float, as_steps, check_sequence
 from snnplug.errors import ShapeError, SnnplugError, TimeStepError
 
-from . import functional as F
+from snnplug_dsr import functional as F
 
 
 @dataclass

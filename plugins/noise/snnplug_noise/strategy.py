@@ -77,7 +77,7 @@ class NoiseStrategy(Strategy):
                 "pool": self.pool, "eval_stage": self.eval_stage, "eval_T": self.eval_T,
                 "seed": self.seed, "restart_epochs": self.restart_epochs}
 
-    def neuron(self) -> NoisyLIFNode:
+    def make_node(self) -> NoisyLIFNode:
         """A stage-1 noisy LIF neuron with this strategy's settings (any sequence length)."""
         return NoisyLIFNode(**self._neuron_kw)
 
@@ -99,8 +99,8 @@ class NoiseStrategy(Strategy):
         else:
             raise ShapeError(f"strategy 'noise' builds a net for (C, H, W) or (F,) inputs, got {shape}")
         net = mlp(size, _pos_int("num_classes", num_classes), hidden=(self.hidden,),
-                  neuron=self.neuron, pool=pool)
-        net.append(self.neuron())
+                  node=self.make_node, pool=pool)
+        net.append(self.make_node())
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
