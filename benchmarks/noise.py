@@ -148,10 +148,41 @@ def fmt_hit(r: Curve, steps_per_epoch: int) -> list[str]:
             f"{r.hit[1]:.1f}", f"{r.hit[2]:.1f}"]
 
 
-def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str], dict[str, Any]]:
-    """One side-by-side run at one batch size: returns Markdown lines and the verdict figures."""
+def stage_table(m_noise: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int,
+                T: int) -> tuple[list[list[str]], dict[str, dict[int, float]]]:
+    """Accuracy after stages 2 and 3 at t = 1, 5, 10, from one seeded simulation per setting."""
     from snnplug.strategies import Strategy
     from snnplug_noise.control import configured
+
+    settings = [("stage 2", dict(stage=2)), ("stage 3 (alpha=4, beta=0.5)", dict(stage=3, alpha=4.0)),
+                ("stage 3, alpha=2 (no residual noise)", dict(stage=3, alpha=2.0)),
+                ("stage 3, alpha=inf (= stage 2)", dict(stage=3, alpha=float("inf")))]
+    rows, acc_tab = [], {}
+    plain = Strategy(T=T)  # direct input, rate readout: the model as configured
+    for label, kw in settings:
+        with configured(m_noise, beta=0.5, seed=seed, **kw):
+            curve = accuracy(plain, m_noise, x, y, T)
+        accs = {t: curve[t - 1] for t in (1, 5, 10)}
+        acc_tab[label] = accs
+        rows.append([label] + [f"{accs[t]:.2%}" for t in (1, 5, 10)])
+    return rows, acc_tab
+
+
+def other_levels(noise: Curve, bptt: Curve, levels: list[float]) -> list[list[str]]:
+    """Time to lower accuracy levels, from the same curves."""
+    other = []
+    for tgt in levels:
+        hn, hb = noise.first(tgt), bptt.first(tgt)
+        if hn is not None and hb is not None:
+            other.append([f"{tgt:.0%}", f"{hn[2]:.1f} / {hb[2]:.1f}", f"{hn[2] / hb[2]:.3f}x",
+                          f"{hn[1] / hb[1]:.3f}x"])
+        else:
+            other.append([f"{tgt:.0%}", "not reached by " + ("noise" if hn is None else "BPTT"), "-", "-"])
+    return other
+
+
+def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str], dict[str, Any]]:
+    """One side-by-side run at one batch size: returns Markdown lines and the verdict figures."""
     from snnplug_noise.strategy import NoiseStrategy
     from _report import table
 
@@ -179,28 +210,9 @@ def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str
     bptt = run(f"BPTT T={T_BPTT} (SpikingJelly LIFNode)", bptt_st, m_bptt, EpochBatches(batches, steps_per_epoch),
                args.epochs, chunk, lambda: accuracy(bptt_st, m_bptt, xte, yte, T_BPTT)[-1], args.target, True)
 
-    # -- accuracy after stages 2 and 3 (t = 1, 5, 10 from one simulation) ---------------------
-    settings = [("stage 2", dict(stage=2)), ("stage 3 (alpha=4, beta=0.5)", dict(stage=3, alpha=4.0)),
-                ("stage 3, alpha=2 (no residual noise)", dict(stage=3, alpha=2.0)),
-                ("stage 3, alpha=inf (= stage 2)", dict(stage=3, alpha=float("inf")))]
-    rows, acc_tab = [], {}
-    plain = Strategy(T=T_BPTT)  # direct input, rate readout: the model as configured
-    for label, kw in settings:
-        with configured(m_noise, beta=0.5, seed=args.seed, **kw):
-            curve = accuracy(plain, m_noise, xte, yte, T_BPTT)
-        accs = {t: curve[t - 1] for t in (1, 5, 10)}
-        acc_tab[label] = accs
-        rows.append([label] + [f"{accs[t]:.2%}" for t in (1, 5, 10)])
-
+    rows, acc_tab = stage_table(m_noise, xte, yte, args.seed, T_BPTT)
     res: dict[str, Any] = {"batch": batch}
-    other = []
-    for tgt in args.also:
-        hn, hb = noise.first(tgt), bptt.first(tgt)
-        if hn is not None and hb is not None:
-            other.append([f"{tgt:.0%}", f"{hn[2]:.1f} / {hb[2]:.1f}", f"{hn[2] / hb[2]:.3f}x",
-                          f"{hn[1] / hb[1]:.3f}x"])
-        else:
-            other.append([f"{tgt:.0%}", "not reached by " + ("noise" if hn is None else "BPTT"), "-", "-"])
+    other = other_levels(noise, bptt, args.also)
     lines = [f"#### Batch {batch}: time to reach {args.target:.0%} test accuracy at T=10", "",
              table(["method", "reached at", "train wall s", "train CPU s"],
                    [fmt_hit(noise, steps_per_epoch), fmt_hit(bptt, steps_per_epoch)]), ""]

@@ -130,12 +130,42 @@ def _accuracy(anytime: Callable[[torch.Tensor], torch.Tensor], loader: Any, devi
     return anytime_accuracy(anytime, loader, device=device)[-1]
 
 
+def _spike_mismatches(snn_net: nn.Module, sj_net: nn.Module, loader: Any, T: int,
+                      dev: torch.device) -> tuple[int, int, list[int] | None]:
+    """(mismatching spikes, spikes compared, mismatches per layer) over ``loader``."""
+    mismatches = total = 0
+    per_layer = None
+    for x, _ in loader:
+        sa, sb = layer_spikes(snn_net, sj_net, _direct(x.to(dev), T))
+        diffs = [int((a != b).sum()) for a, b in zip(sa, sb, strict=True)]
+        per_layer = diffs if per_layer is None else [p + d for p, d in zip(per_layer, diffs, strict=True)]
+        mismatches += sum(diffs)
+        total += sum(a.numel() for a in sa)
+    return mismatches, total, per_layer
+
+
+def _max_rel_grad_diff(snn_net: nn.Module, sj_net: nn.Module, step_snn: Callable[[], None],
+                       step_sj: Callable[[], None]) -> float:
+    """Largest gradient difference of paired parameters after one step each, relative to the
+    largest snnTorch gradient of that parameter."""
+    from snnplug.adapters.snntorch import parameter_pairs
+
+    step_snn()
+    step_sj()
+    grad_err = 0.0
+    for _, p, q in parameter_pairs(snn_net, sj_net):
+        if p.grad is not None and q.grad is not None:
+            scale = float(p.grad.abs().max()) or 1.0
+            grad_err = max(grad_err, float((p.grad - q.grad).abs().max()) / scale)
+    return grad_err
+
+
 def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32,
                        batch_size: int = 64, epochs: int = 1, lr: float = 2e-3, limit: int | None = None,
                        seed: int = 0, repeats: int = 3, layers: str = "vectorized",
                        device: str = "cpu") -> dict[str, Any]:
     """snnTorch loop vs the converted SpikingJelly model on one dataset (see the module doc)."""
-    from snnplug.adapters.snntorch import SnnTorchLoop, parameter_pairs, run, to_spikingjelly
+    from snnplug.adapters.snntorch import SnnTorchLoop, run, to_spikingjelly
     from snnplug.backends.spikingjelly import reset
     from snnplug.data import load_dataset, make_loaders
     from snnplug.engine import TrainConfig, train
@@ -160,14 +190,7 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
     # accuracy (spike counts, from the running mean of one simulation) and spikes of every layer
     acc_a = _accuracy(lambda x: running_mean(_first(run(snn_net, _direct(x, T)))), test_loader, dev)
     acc_b = _accuracy(lambda x: running_mean(_first(sj_forward(_direct(x, T)))), test_loader, dev)
-    mismatches = total = 0
-    per_layer = None
-    for x, _ in test_loader:
-        sa, sb = layer_spikes(snn_net, sj_net, _direct(x.to(dev), T))
-        diffs = [int((a != b).sum()) for a, b in zip(sa, sb, strict=True)]
-        per_layer = diffs if per_layer is None else [p + d for p, d in zip(per_layer, diffs, strict=True)]
-        mismatches += sum(diffs)
-        total += sum(a.numel() for a in sa)
+    mismatches, total, per_layer = _spike_mismatches(snn_net, sj_net, test_loader, T, dev)
 
     # gradients and speed on one training batch
     x, y = next(iter(train_loader))
@@ -183,13 +206,7 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
         sj_net.zero_grad(set_to_none=True)
         F.cross_entropy(_first(sj_forward(x_seq)).sum(0), y).backward()
 
-    step_snn()
-    step_sj()
-    grad_err = 0.0
-    for _, p, q in parameter_pairs(snn_net, sj_net):
-        if p.grad is not None and q.grad is not None:
-            scale = float(p.grad.abs().max()) or 1.0
-            grad_err = max(grad_err, float((p.grad - q.grad).abs().max()) / scale)
+    grad_err = _max_rel_grad_diff(snn_net, sj_net, step_snn, step_sj)
     t_a, t_b = best_time(step_snn, repeats), best_time(step_sj, repeats)
     mem_a, mem_b = memory_bytes(step_snn, dev), memory_bytes(step_sj, dev)
     return {

@@ -200,7 +200,8 @@ def record_energy(model: nn.Module, batch: int, steps: int) -> Iterator[EnergyRe
     per = max(1, batch) * max(1, steps)
     for name, t in tallies.items():
         rate = None if t.dense else (t.events / t.elements if t.elements else 0.0)
-        rep.layers.append(LayerOps(name, t.macs / per, rate, int(steps)))
+        macs = t.macs // per if t.macs % per == 0 else t.macs / per  # exact for [T, B, ...] layouts
+        rep.layers.append(LayerOps(name, macs, rate, int(steps)))
     for name, (spikes, elements) in neurons.items():
         rep.spike_rates[name] = spikes / elements if elements else 0.0
         rep.spikes_per_sample[name] = spikes / max(1, batch)
