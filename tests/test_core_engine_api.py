@@ -141,3 +141,21 @@ def test_schedules_come_from_optim_config():
 
     with pytest.raises(ValueError, match="unknown schedule 'cosine_warm'; choose one of"):
         Typo().make_optimizer(m, 1, 1)
+
+
+def test_the_input_layout_is_declared_not_set_from_outside():
+    """Event frames [B, T, ...] need a strategy built with frames=True; the engine never flips it."""
+    from torch.utils.data import TensorDataset
+
+    from snnplug.data import DatasetBundle
+    from snnplug.errors import ShapeError
+
+    frames = TensorDataset(torch.rand(8, 3, 2, 4, 4), torch.arange(8) % 2)  # 3 frames per sample
+    bundle = DatasetBundle("events", frames, frames, (2, 4, 4), 2, frames=True)
+    s = snnplug.strategy("bptt", T=3)
+    with pytest.raises(ShapeError, match=r"yields event frames \[B, T, \.\.\.\]; build the strategy with frames=True"):
+        train(s, s.build_model((2, 4, 4), 2), bundle, TrainConfig(progress=False))
+    assert s.frames is False
+    framed = snnplug.strategy("bptt", T=3, frames=True)
+    res = train(framed, framed.build_model((2, 4, 4), 2), bundle, TrainConfig(batch_size=4, progress=False))
+    assert res.steps == 2 and set(res.history[-1]["test_acc"]) == {"3"}
