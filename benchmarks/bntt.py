@@ -76,50 +76,21 @@ def bench_speed(quick: bool) -> tuple[str, list[float]]:
 
 
 def train_eval(strategy, model, train_loader, test_loader, epochs: int, seed: int) -> dict:
+    """Train with the engine (seeded), then accuracy after every step from one simulation."""
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
 
-    torch.manual_seed(seed)
-    opt, sched = strategy.make_optimizer(model, epochs, len(train_loader))
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(epochs):
-        for x, y in train_loader:
-            loss, _ = strategy.loss(model, x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-    train_s = time.perf_counter() - t0
-    model.eval()
+    res = train(strategy, model, train_loader, TrainConfig(epochs=epochs, seed=seed, progress=False))
     torch.manual_seed(seed + 1)
-    correct = torch.zeros(strategy.T)
-    n = 0
-    with torch.no_grad():
-        for x, y in test_loader:
-            logits = strategy.predict_anytime(model, x)
-            correct += (logits.argmax(-1) == y).float().sum(1)
-            n += len(y)
-    acc_t = (correct / n).tolist()
-    return {"acc": acc_t[-1], "acc_t": acc_t, "train_s": train_s}
+    acc_t = evaluate_anytime(strategy, model, test_loader, strategy.T)
+    model.eval()  # the early-exit sweep and the energy count below run in inference mode
+    return {"acc": acc_t[-1], "acc_t": acc_t, "train_s": res.train_seconds}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="reduced run (a few minutes)")
-    ap.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    quick = args.quick
-
+def bench_accuracy(quick: bool) -> tuple[str, dict, dict, object, object, int]:
+    """BNTT vs time-shared BN: same net, T and budget, trained by the engine."""
     import snnplug
     from snnplug.data import load_dataset, make_loaders
 
-    from snnplug_bntt.early_exit import early_exit_sweep, gamma_profile
-    from snnplug_bntt.energy import measure
-
-    speed_body, ratios = bench_speed(quick)
-
-    # -- accuracy: BNTT vs time-shared BN, same net, same T, same budget --------------------
     T = 10 if quick else 16
     limit = 4000 if quick else 6000
     epochs = 1
@@ -145,14 +116,18 @@ def main() -> None:
                 + f"\n\nBNTT {'wins' if win else '**does not win**'} by "
                   f"{100 * (results['bntt']['acc'] - results['bn']['acc']):+.2f} points.")
 
-    # -- early exit ----------------------------------------------------------------------
-    model = models["bntt"]
+    return acc_body, results, models, strategy, test_loader, T
+
+
+def bench_early_exit(strategy, model, test_loader, full: float, T: int) -> tuple[str, dict | None]:
+    """The γ-threshold sweep (the paper's Fig. 6) and γ profile (Fig. 3)."""
+    from snnplug_bntt.early_exit import early_exit_sweep, gamma_profile
+
     profile = gamma_profile(model)
     layer_max = profile.max(0).values  # [T]: the largest layer mean γ at each step
     thresholds = sorted({float(v) for v in layer_max.tolist()} | {0.0})
     torch.manual_seed(1)
     sweep = early_exit_sweep(strategy, model, test_loader, thresholds)
-    full = results["bntt"]["acc"]
     best = None
     rows = []
     seen: set[int] = set()
@@ -181,7 +156,13 @@ def main() -> None:
                  f"{float(profile.max() - profile.min()):.4f}), so the exit step hinges on small differences "
                  "between steps rather than on the late-step decay of γ the paper reports after 120 epochs.")
 
-    # -- energy --------------------------------------------------------------------------
+    return ee_body, best
+
+
+def bench_energy(strategy, model, test_loader, T: int, best: dict | None) -> tuple[str, object]:
+    """The engine's 45 nm energy model on a test batch, against the same network as an ANN."""
+    from snnplug.engine.energy import measure
+
     x, _ = next(iter(test_loader))
     torch.manual_seed(2)
     rep = measure(model, strategy.encode(x, T))
@@ -197,6 +178,25 @@ def main() -> None:
                + (f"; about {rep.ann_pj / e_exit:.2f}x at the early-exit step {t_exit} (energy scaled "
                   f"by steps, assuming equal rates)" if t_exit < T else "")
                + " (paper, VGG9 on CIFAR-10 at T=25: 9.14x).")
+
+    return en_body, rep
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced run (a few minutes)")
+    ap.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    quick = args.quick
+
+    speed_body, ratios = bench_speed(quick)
+
+    acc_body, results, models, strategy, test_loader, T = bench_accuracy(quick)
+    win = results["bntt"]["acc"] > results["bn"]["acc"]
+    full = results["bntt"]["acc"]
+    ee_body, best = bench_early_exit(strategy, models["bntt"], test_loader, full, T)
+    en_body, rep = bench_energy(strategy, models["bntt"], test_loader, T, best)
 
     summary = table(["target", "result", "status"], [
         ["bntt layer fwd+bwd vs SpikingJelly, T=25", ", ".join(f"{r:.2f}x" for r in ratios),

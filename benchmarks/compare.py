@@ -171,70 +171,61 @@ def time_neurons(net: nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, 
     return total[0], total[1]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, no convnet")
-    ap.add_argument("--only", default="", help="run only the models whose name contains this (no report)")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
+def measure_model(name: str, net: nn.Module, shape: tuple[int, ...], repeats: int) -> tuple[list, list, float]:
+    """One model: its table row, its evidence row and the layers-alone time on [T*B] (ms)."""
     from spikingjelly.activation_based import functional
 
     from snnplug.adapters.snntorch import run, to_spikingjelly
 
-    repeats = 3 if args.quick else 9
-    rows, evidence, layers_ms = [], [], {}
-    for name, (net, shape) in models().items():
-        if (args.quick and "conv" in name) or args.only not in name:
-            continue
-        x = torch.rand(T, *shape)
-        bare = without_neurons(net)
-        variants: dict[str, tuple[str, nn.Module]] = {
-            "snnTorch loop": ("loop", net),
-            "SJ vectorized": ("sj", to_spikingjelly(net, layers="vectorized")),
-            "SJ per-step": ("sj", to_spikingjelly(net, layers="per-step")),
-            "layers alone, per step": ("loop", bare),
-            "layers alone, [T*B]": ("sj", to_spikingjelly(bare, layers="vectorized")),
-        }
+    x = torch.rand(T, *shape)
+    bare = without_neurons(net)
+    variants: dict[str, tuple[str, nn.Module]] = {
+        "snnTorch loop": ("loop", net),
+        "SJ vectorized": ("sj", to_spikingjelly(net, layers="vectorized")),
+        "SJ per-step": ("sj", to_spikingjelly(net, layers="per-step")),
+        "layers alone, per step": ("loop", bare),
+        "layers alone, [T*B]": ("sj", to_spikingjelly(bare, layers="vectorized")),
+    }
 
-        def step(kind: str, model: nn.Module) -> torch.Tensor:
-            if kind == "loop":
-                out = run(model, x)
-            else:
-                functional.reset_net(model)
-                out = model(x)
-            model.zero_grad(set_to_none=True)
-            out.sum().backward()
-            return out.detach()
+    def step(kind: str, model: nn.Module) -> torch.Tensor:
+        if kind == "loop":
+            out = run(model, x)
+        else:
+            functional.reset_net(model)
+            out = model(x)
+        model.zero_grad(set_to_none=True)
+        out.sum().backward()
+        return out.detach()
 
-        outs = {k: step(*v) for k, v in variants.items()}
-        mism = {k: int((outs[k] != outs["snnTorch loop"]).sum()) for k in ("SJ vectorized", "SJ per-step")}
-        best = dict.fromkeys(variants, float("inf"))
-        for _ in range(repeats):  # interleaved so load on the machine hits every variant alike
-            for k, v in variants.items():
-                step(*v)  # untimed: the timed call follows a call of the same model, as in training
-                t0 = time.perf_counter()
-                step(*v)
-                best[k] = min(best[k], time.perf_counter() - t0)
-        share = profiled_layer_share(net, lambda: step("loop", net))
-        n_snn, n_sj = time_neurons(net, x, repeats)
-        ms = {k: v * 1e3 for k, v in best.items()}
-        base = ms["snnTorch loop"]
-        speed, bound = base / ms["SJ vectorized"], base / ms["layers alone, [T*B]"]
-        layers_ms[name] = ms["layers alone, [T*B]"]
-        rows.append([name, f"{base:.1f}", f"{ms['SJ vectorized']:.1f}", f"{speed:.2f}x",
-                     "yes" if speed >= TARGET else "**no**", f"{ms['layers alone, [T*B]']:.1f}",
-                     f"{bound:.2f}x", "yes" if bound >= TARGET else "**no**", mism["SJ vectorized"]])
-        evidence.append([name, f"{share * 100:.0f}%", f"{ms['layers alone, per step']:.1f}",
-                         f"{ms['layers alone, [T*B]']:.1f}",
-                         f"{ms['SJ vectorized'] - ms['layers alone, [T*B]']:.1f}",
-                         f"{base - ms['layers alone, per step']:.1f}",
-                         f"{n_snn * 1e3:.1f} / {n_sj * 1e3:.1f} ({n_snn / n_sj:.1f}x)",
-                         f"{ms['SJ per-step']:.1f} ({base / ms['SJ per-step']:.2f}x)", mism["SJ per-step"]])
-        print(table(HEAD, rows[-1:]), "\n", table(EVIDENCE_HEAD, evidence[-1:]), flush=True)
-    if args.only:
-        return
-    body = (f"Forward + backward of one batch, T={T}, CPU, 1 thread, best of {repeats} interleaved repeats "
+    outs = {k: step(*v) for k, v in variants.items()}
+    mism = {k: int((outs[k] != outs["snnTorch loop"]).sum()) for k in ("SJ vectorized", "SJ per-step")}
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(repeats):  # interleaved so load on the machine hits every variant alike
+        for k, v in variants.items():
+            step(*v)  # untimed: the timed call follows a call of the same model, as in training
+            t0 = time.perf_counter()
+            step(*v)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    share = profiled_layer_share(net, lambda: step("loop", net))
+    n_snn, n_sj = time_neurons(net, x, repeats)
+    ms = {k: v * 1e3 for k, v in best.items()}
+    base = ms["snnTorch loop"]
+    speed, bound = base / ms["SJ vectorized"], base / ms["layers alone, [T*B]"]
+    row = [name, f"{base:.1f}", f"{ms['SJ vectorized']:.1f}", f"{speed:.2f}x",
+                 "yes" if speed >= TARGET else "**no**", f"{ms['layers alone, [T*B]']:.1f}",
+                 f"{bound:.2f}x", "yes" if bound >= TARGET else "**no**", mism["SJ vectorized"]]
+    evidence = [name, f"{share * 100:.0f}%", f"{ms['layers alone, per step']:.1f}",
+                     f"{ms['layers alone, [T*B]']:.1f}",
+                     f"{ms['SJ vectorized'] - ms['layers alone, [T*B]']:.1f}",
+                     f"{base - ms['layers alone, per step']:.1f}",
+                     f"{n_snn * 1e3:.1f} / {n_sj * 1e3:.1f} ({n_snn / n_sj:.1f}x)",
+                     f"{ms['SJ per-step']:.1f} ({base / ms['SJ per-step']:.2f}x)", mism["SJ per-step"]]
+    return row, evidence, ms["layers alone, [T*B]"]
+
+
+def report(rows: list, evidence: list, layers_ms: dict[str, float], repeats: int) -> str:
+    """The Markdown section."""
+    return (f"Forward + backward of one batch, T={T}, CPU, 1 thread, best of {repeats} interleaved repeats "
             f"(all columns of a model measured in the same loop, each timed call right after an untimed "
             f"call of the same model). 'converted' is `to_spikingjelly(net)` "
             f"(stateless layers once on [T*B, ...], fused neurons with hand-written BPTT). 'layers alone' "
@@ -259,8 +250,28 @@ def main() -> None:
               "Python/autograd overhead dominates). Where matrix products and convolutions dominate "
               "they cost the same FLOPs in both frameworks and bound the ratio below 3x even with free neurons "
               "(see docs/snntorch.md).")
-    write_section("compare", "snnTorch loop vs converted SpikingJelly model (adapter)", body)
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, no convnet")
+    ap.add_argument("--only", default="", help="run only the models whose name contains this (no report)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    repeats = 3 if args.quick else 9
+    rows, evidence, layers_ms = [], [], {}
+    for name, (net, shape) in models().items():
+        if (args.quick and "conv" in name) or args.only not in name:
+            continue
+        row, ev, layers_ms[name] = measure_model(name, net, shape, repeats)
+        rows.append(row)
+        evidence.append(ev)
+        print(table(HEAD, rows[-1:]), "\n", table(EVIDENCE_HEAD, evidence[-1:]), flush=True)
+    if args.only:
+        return
+    write_section("compare", "snnTorch loop vs converted SpikingJelly model (adapter)",
+                  report(rows, evidence, layers_ms, repeats))
 
 HEAD = ["model", "snnTorch loop ms", "converted ms", "speedup", f">= {TARGET:.0f}x",
         "layers alone [T*B] ms", "max speedup (Amdahl)", f"{TARGET:.0f}x possible", "spike mismatches"]

@@ -56,7 +56,7 @@ def build_case(case: str, T: int, norm: bool):
         "snnplug-dsr-lif": lambda: DSRLIFNode(T=T),
     }
     torch.manual_seed(0)
-    return convnet(SHAPE, 10, neuron=factories[case], norm=norm)
+    return convnet(SHAPE, 10, node=factories[case], norm=norm)
 
 
 def run_case(case: str, T: int, norm: bool, iters: int) -> dict:

@@ -25,7 +25,6 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -69,47 +68,63 @@ class Run:
     split: str = "test"  # "test" or "val"
 
 
-def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
-    """Train ``run`` for ``budget`` and return accuracy %, training seconds, trained thresholds."""
+def clamp_ann_strategy(thlr: float, lr: float) -> Any:
+    """The ANN counterpart trained by the engine: clamp activations, cross-entropy plus the DSR
+    threshold L2, the DSR strategy's parameter groups and SGD/cosine settings."""
     import torch
     import torch.nn.functional as F
+
+    from snnplug.strategies import OptimConfig, Strategy
+    from snnplug_dsr.thresholds import param_groups, threshold_l2
+
+    class ClampANN(Strategy):
+        name = "clamp-ann"
+
+        def optim_config(self) -> OptimConfig:
+            return OptimConfig(name="sgd", lr=lr, momentum=0.9, weight_decay=5e-4, schedule="cosine")
+
+        def param_groups(self, model: Any, cfg: OptimConfig) -> list[dict[str, Any]]:
+            return param_groups(model, cfg.weight_decay, cfg.lr, thlr)
+
+        def loss(self, model: Any, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = model(x)
+            return F.cross_entropy(logits, y) + threshold_l2(model, 5e-4), logits
+
+        def predict_anytime(self, model: Any, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+            with torch.no_grad():
+                return model(x).unsqueeze(0)  # an ANN: one "step"
+
+    return ClampANN(T=1)
+
+
+def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
+    """Train ``run`` for ``budget`` with the engine; accuracy %, training seconds, trained thresholds."""
+    import torch
     from torch.utils.data import DataLoader, TensorDataset
 
     from snnplug.data import load_dataset
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
     from snnplug.models import convnet
     from snnplug_dsr.ann import ClampAct
     from snnplug_dsr.representation import dsr_neurons
     from snnplug_dsr.strategy import DSRStrategy
-    from snnplug_dsr.thresholds import param_groups, threshold_l2
 
     torch.set_num_threads(1)
     data = load_dataset("fashion-mnist")
     X, Y = data.train.tensors
-    train_set = TensorDataset(X[: budget.train], Y[: budget.train])
-    if run.split == "val":
-        ev = TensorDataset(X[VAL[0]:VAL[1]], Y[VAL[0]:VAL[1]])
-    else:
-        tx, ty = data.test.tensors
-        n = budget.test or len(ty)
-        ev = TensorDataset(tx[:n], ty[:n])
+    lo, hi = VAL if run.split == "val" else (None, None)
+    ev = (X[lo:hi], Y[lo:hi]) if run.split == "val" else tuple(t[: budget.test or len(t)] for t in data.test.tensors)
     arch = {"channels": (16, 32), "hidden": 128}
     torch.manual_seed(run.seed)
-    train = DataLoader(train_set, batch_size=budget.batch, shuffle=True,
-                       generator=torch.Generator().manual_seed(run.seed))
+    loader = DataLoader(TensorDataset(X[: budget.train], Y[: budget.train]), batch_size=budget.batch,
+                        shuffle=True, generator=torch.Generator().manual_seed(run.seed))
     if run.kind == "ann":
         def act() -> ClampAct:
             return ClampAct(run.vth, train_threshold=not run.fixed)
 
         net = convnet(data.input_shape, data.num_classes, activation=act, **arch)
         net.append(act())  # the counterpart of DSR's spiking output layer
-        # the DSR strategy's parameter groups and threshold L2, applied to the clamp thresholds
-        opt = torch.optim.SGD(param_groups(net, 5e-4, budget.lr, run.thlr), lr=budget.lr, momentum=0.9)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, budget.epochs * len(train))
-
-        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return F.cross_entropy(net(x), y) + threshold_l2(net, 5e-4)
-
-        predict = net
+        st = clamp_ann_strategy(run.thlr, budget.lr)
         all_ths = [m.v_threshold for m in net.modules() if isinstance(m, ClampAct)]
     else:
         nk: dict[str, Any] = {"v_threshold": run.vth, "alpha": run.alpha}
@@ -118,30 +133,11 @@ def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
         st = DSRStrategy(T=run.T, neuron="if", neuron_kwargs=nk, lr=budget.lr, backward=run.backward,
                          threshold_lr_scale=run.thlr, **arch)
         net = st.build_model(data.input_shape, data.num_classes)
-        opt, sched = st.make_optimizer(net, budget.epochs, len(train))  # the strategy's own optimiser
-
-        def loss_fn(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return st.loss(net, x, y)[0]
-
-        def predict(x: torch.Tensor) -> torch.Tensor:
-            return st.predict(net, x)
-
         all_ths = [n.v_threshold for n in dsr_neurons(net)]
-    t0 = time.perf_counter()
-    for _ in range(budget.epochs):
-        net.train()
-        for x, y in train:
-            loss = loss_fn(x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    seconds = time.perf_counter() - t0
-    net.eval()
-    with torch.no_grad():
-        correct = sum(int((predict(x).argmax(-1) == y).sum()) for x, y in DataLoader(ev, batch_size=500))
+    res = train(st, net, loader, TrainConfig(epochs=budget.epochs, seed=None, progress=False))
+    acc = evaluate_anytime(st, net, DataLoader(TensorDataset(*ev), batch_size=500), st.T)[-1]
     vth = [float(t.detach()) for t in all_ths]
-    return {"acc": 100.0 * correct / len(ev), "train_s": seconds, "hidden_vth": statistics.mean(vth[:-1]),
+    return {"acc": 100.0 * acc, "train_s": res.train_seconds, "hidden_vth": statistics.mean(vth[:-1]),
             "output_vth": vth[-1]}
 
 

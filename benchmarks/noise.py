@@ -8,8 +8,9 @@ On Fashion-MNIST (a subset on CPU) with the paper's AP2-512FC-10FC network:
    accuracy measured after stage 3 at T=10) versus direct surrogate-gradient BPTT of the same
    network at T=10 with SpikingJelly ``LIFNode`` (tau=2, decay_input=False -> lambda = 0.5,
    V_th = 1, hard reset to 0, ATan a=3, MSE on one-hot rates). Both use Adam with the same lr,
-   batch size, data order and cosine warm restarts; they train in alternating chunks in one
-   process so both see the same machine load. Evaluation time is excluded from both clocks.
+   batch size, data order and cosine warm restarts; both are trained by snnplug's engine
+   (``snnplug.engine.train`` with an ``EvalEvery`` callback), one after the other; CPU time is
+   the figure robust to machine load. Evaluation time is excluded from both clocks.
 
 Run: ``python benchmarks/noise.py`` (``--quick`` for a reduced run). Results go to
 docs/benchmarks.md (section ``noise``).
@@ -19,8 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,48 +32,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @dataclass
-class Runner:
-    """One training run advanced in chunks; keeps its own clocks and accuracy curve."""
+class Curve:
+    """One engine run's evaluations: (step, train wall s, train CPU s, accuracy)."""
 
     name: str
-    model: nn.Module
-    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
-    acc_fn: Callable[[nn.Module], float]
-    opt: torch.optim.Optimizer
-    sched: Any
-    batches: list[tuple[torch.Tensor, torch.Tensor]]
-    steps: int = 0
-    wall: float = 0.0
-    cpu: float = 0.0
-    curve: list[tuple[int, float, float, float]] = field(default_factory=list)  # step, wall, cpu, acc
-    hit: tuple[int, float, float, float] | None = None
+    points: list[tuple[int, float, float, float]]
+    steps: int
+    wall: float
+    cpu: float
+
+    hit: tuple[int, float, float, float] | None = None  # the first evaluation reaching the target
 
     def first(self, target: float) -> tuple[int, float, float, float] | None:
         """The first evaluation at or above ``target`` (step, wall s, CPU s, accuracy)."""
-        return next((c for c in self.curve if c[3] >= target), None)
+        return next((c for c in self.points if c[3] >= target), None)
 
-    def train(self, n: int) -> None:
-        self.model.train()
-        w0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(n):
-            x, y = self.batches[self.steps % len(self.batches)]
-            loss = self.loss_fn(self.model, x, y)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            self.sched.step()
-            self.steps += 1
-        self.wall += time.perf_counter() - w0
-        self.cpu += time.process_time() - c0
 
-    def evaluate(self, target: float) -> float:
-        self.model.eval()
-        acc = self.acc_fn(self.model)
-        point = (self.steps, self.wall, self.cpu, acc)
-        self.curve.append(point)
-        if self.hit is None and acc >= target:
-            self.hit = point
-        return acc
+class EpochBatches:
+    """The shared batch sequence, one epoch per iteration (what the engine iterates)."""
+
+    def __init__(self, batches: list, steps_per_epoch: int) -> None:
+        self.batches, self.n, self.epoch = batches, steps_per_epoch, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        k, self.epoch = self.epoch, self.epoch + 1
+        return iter(self.batches[k * self.n:(k + 1) * self.n])
 
 
 def epoch_batches(x: torch.Tensor, y: torch.Tensor, batch: int, epochs: int, seed: int) -> list:
@@ -97,33 +83,106 @@ def bptt_model(input_shape: tuple[int, ...], classes: int, hidden: int) -> nn.Mo
                               surrogate_function=surrogate.ATan(alpha=3.0), step_mode="m")
 
     c, h, w = input_shape
-    net = mlp(c * (h // 2) * (w // 2), classes, hidden=(hidden,), neuron=lif, pool=2)
+    net = mlp(c * (h // 2) * (w // 2), classes, hidden=(hidden,), node=lif, pool=2)
     net.append(lif())
     return net
 
 
-def accuracy(predict: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-             batch: int = 1000) -> float:
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch):
-            correct += int((predict(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum())
-    return correct / len(x)
+def bptt_strategy(lr: float, T: int) -> Any:
+    """Direct BPTT of the same network at ``T``: direct input, rate readout, MSE on one-hot
+    rates, Adam with cosine warm restarts every 100 epochs (the noise strategy's settings)."""
+    from snnplug.strategies import OptimConfig, Strategy
+
+    class BPTT(Strategy):
+        name = "bptt-mse"
+
+        def optim_config(self) -> OptimConfig:
+            return OptimConfig(name="adam", lr=lr, schedule="cosine-warm-restarts", restart_epochs=100)
+
+        def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            rate = self.forward(model, x)
+            return F.mse_loss(rate, F.one_hot(y, rate.shape[-1]).float()), rate
+
+    return BPTT(T=T)
 
 
-def fmt_hit(r: Runner, steps_per_epoch: int) -> list[str]:
+def run(name: str, strategy: Any, model: nn.Module, data: EpochBatches, epochs: int, every: int,
+        evaluate: Callable[[], float], reach: float, stop: bool) -> Curve:
+    """Train with the engine, evaluating every ``every`` steps (and after the last); with
+    ``stop`` until the accuracy ``reach``es the target, else the whole budget. Evaluation is
+    outside the clocks."""
+    from snnplug.engine import EvalEvery, TrainConfig, train
+
+    def log(st: Any) -> float:
+        acc = evaluate()
+        print(f"  {name:38s} step {st.global_step:6d}  train {st.train_seconds:7.1f}s wall "
+              f"{st.train_cpu_seconds:7.1f}s cpu  acc {acc:.4f}", flush=True)
+        return acc
+
+    class Last:  # an evaluation after a budget that does not end on a multiple of ``every``
+        def on_train_end(self, st: Any) -> None:
+            pts = st.metrics.setdefault("evals", [])
+            if not pts or pts[-1][0] != st.global_step:
+                pts.append((st.global_step, st.train_seconds, st.train_cpu_seconds, log(st)))
+
+    res = train(strategy, model, data, TrainConfig(epochs=epochs, seed=None, progress=False),
+                callbacks=[EvalEvery(every, lambda st: log(st), target=reach if stop else None), Last()])
+    c = Curve(name, res.metrics["evals"], res.steps, res.train_seconds, res.train_cpu_seconds)
+    c.hit = c.first(reach)
+    return c
+
+
+def accuracy(strategy: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, T: int,
+             batch: int = 1000) -> list[float]:
+    """Accuracy after every step t <= T (the engine's evaluation, batches of ``batch``)."""
+    from snnplug.engine import evaluate_anytime
+
+    return evaluate_anytime(strategy, model, [(x[i:i + batch], y[i:i + batch]) for i in range(0, len(x), batch)], T)
+
+
+def fmt_hit(r: Curve, steps_per_epoch: int) -> list[str]:
     if r.hit is None:
-        return [r.name, f"not reached in {r.steps} steps (best {max(c[3] for c in r.curve):.2%})",
+        return [r.name, f"not reached in {r.steps} steps (best {max(c[3] for c in r.points):.2%})",
                 f"> {r.wall:.1f}", f"> {r.cpu:.1f}"]
     return [r.name, f"step {r.hit[0]} ({r.hit[0] / steps_per_epoch:.2f} epochs), acc {r.hit[3]:.2%}",
             f"{r.hit[1]:.1f}", f"{r.hit[2]:.1f}"]
 
 
+def stage_table(m_noise: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int,
+                T: int) -> tuple[list[list[str]], dict[str, dict[int, float]]]:
+    """Accuracy after stages 2 and 3 at t = 1, 5, 10, from one seeded simulation per setting."""
+    from snnplug.strategies import Strategy
+    from snnplug_noise.control import configured
+
+    settings = [("stage 2", dict(stage=2)), ("stage 3 (alpha=4, beta=0.5)", dict(stage=3, alpha=4.0)),
+                ("stage 3, alpha=2 (no residual noise)", dict(stage=3, alpha=2.0)),
+                ("stage 3, alpha=inf (= stage 2)", dict(stage=3, alpha=float("inf")))]
+    rows, acc_tab = [], {}
+    plain = Strategy(T=T)  # direct input, rate readout: the model as configured
+    for label, kw in settings:
+        with configured(m_noise, beta=0.5, seed=seed, **kw):
+            curve = accuracy(plain, m_noise, x, y, T)
+        accs = {t: curve[t - 1] for t in (1, 5, 10)}
+        acc_tab[label] = accs
+        rows.append([label] + [f"{accs[t]:.2%}" for t in (1, 5, 10)])
+    return rows, acc_tab
+
+
+def other_levels(noise: Curve, bptt: Curve, levels: list[float]) -> list[list[str]]:
+    """Time to lower accuracy levels, from the same curves."""
+    other = []
+    for tgt in levels:
+        hn, hb = noise.first(tgt), bptt.first(tgt)
+        if hn is not None and hb is not None:
+            other.append([f"{tgt:.0%}", f"{hn[2]:.1f} / {hb[2]:.1f}", f"{hn[2] / hb[2]:.3f}x",
+                          f"{hn[1] / hb[1]:.3f}x"])
+        else:
+            other.append([f"{tgt:.0%}", "not reached by " + ("noise" if hn is None else "BPTT"), "-", "-"])
+    return other
+
+
 def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str], dict[str, Any]]:
     """One side-by-side run at one batch size: returns Markdown lines and the verdict figures."""
-    from snnplug.backends.spikingjelly import reset
-    from snnplug.data.encoders import direct
-    from snnplug_noise.control import configured
     from snnplug_noise.strategy import NoiseStrategy
     from _report import table
 
@@ -135,71 +194,25 @@ def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str
     chunk = max(1, steps_per_epoch // args.evals_per_epoch)
     T_BPTT = 10
 
-    # -- the noise method (stage 1 training; stage-3 T=10 accuracy) -----------------------
+    # -- the noise method (stage 1 training; stage-3 T=10 accuracy) and direct BPTT at T=10 of
+    # the same network and initial weights with SpikingJelly LIFNode, both trained by the engine
     strat = NoiseStrategy(lr=args.lr, seed=args.seed)
     torch.manual_seed(args.seed)
     m_noise = strat.build_model(shape, classes)
-    opt_n, sch_n = strat.make_optimizer(m_noise, args.epochs, steps_per_epoch)
-    noise = Runner("noise (T=1 training, stage 3 T=10)", m_noise, lambda m, x, y: strat.loss(m, x, y)[0],
-                   lambda m: accuracy(lambda x: strat.predict(m, x, T=T_BPTT), xte, yte),
-                   opt_n, sch_n, batches)
-
-    # -- direct BPTT at T=10, same network and initial weights, SpikingJelly LIFNode ---------
     m_bptt = bptt_model(shape, classes, strat.hidden)
     m_bptt.load_state_dict(m_noise.state_dict())
-    opt_b = torch.optim.Adam(m_bptt.parameters(), lr=args.lr)
-    sch_b = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt_b, T_0=100 * steps_per_epoch)
+    bptt_st = bptt_strategy(args.lr, T_BPTT)
 
-    def bptt_forward(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        reset(m)
-        return m(direct(x, T_BPTT)).mean(0)
-
-    def bptt_loss(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(bptt_forward(m, x), F.one_hot(y, classes).float())
-
-    bptt = Runner(f"BPTT T={T_BPTT} (SpikingJelly LIFNode)", m_bptt, bptt_loss,
-                  lambda m: accuracy(lambda x: bptt_forward(m, x), xte, yte), opt_b, sch_b, batches)
-
-    total = args.epochs * steps_per_epoch
     print(f"batch {batch}: {args.epochs} epochs max, target {args.target:.2%}, eval every {chunk} steps")
-    while True:  # alternate chunks until both reached the target (or the budget)
-        active = [r for r in (noise, bptt) if r.steps < total and r.hit is None]
-        if not active:
-            break
-        for r in active:
-            r.train(min(chunk, total - r.steps))
-            acc = r.evaluate(args.target)
-            print(f"  {r.name:38s} step {r.steps:6d}  train {r.wall:7.1f}s wall {r.cpu:7.1f}s cpu  "
-                  f"acc {acc:.4f}", flush=True)
-    while noise.steps < total:  # the noise model trains to the full budget for the accuracy table
-        noise.train(min(chunk, total - noise.steps))
-        print(f"  {noise.name:38s} step {noise.steps:6d}  acc {noise.evaluate(args.target):.4f}", flush=True)
+    # the noise model trains to the full budget (for the accuracy table); BPTT until the target
+    noise = run("noise (T=1 training, stage 3 T=10)", strat, m_noise, EpochBatches(batches, steps_per_epoch),
+                args.epochs, chunk, lambda: accuracy(strat, m_noise, xte, yte, T_BPTT)[-1], args.target, False)
+    bptt = run(f"BPTT T={T_BPTT} (SpikingJelly LIFNode)", bptt_st, m_bptt, EpochBatches(batches, steps_per_epoch),
+               args.epochs, chunk, lambda: accuracy(bptt_st, m_bptt, xte, yte, T_BPTT)[-1], args.target, True)
 
-    # -- accuracy after stages 2 and 3 ----------------------------------------------------
-    settings = [("stage 2", dict(stage=2)), ("stage 3 (alpha=4, beta=0.5)", dict(stage=3, alpha=4.0)),
-                ("stage 3, alpha=2 (no residual noise)", dict(stage=3, alpha=2.0)),
-                ("stage 3, alpha=inf (= stage 2)", dict(stage=3, alpha=float("inf")))]
-    rows, acc_tab = [], {}
-    for label, kw in settings:
-        accs = {}
-        with configured(m_noise, beta=0.5, seed=args.seed, **kw):
-            for t in (1, 5, 10):
-                def pred(x: torch.Tensor, t: int = t) -> torch.Tensor:
-                    reset(m_noise)
-                    return m_noise(direct(x, t)).mean(0)
-                accs[t] = accuracy(pred, xte, yte)
-        acc_tab[label] = accs
-        rows.append([label] + [f"{accs[t]:.2%}" for t in (1, 5, 10)])
-
+    rows, acc_tab = stage_table(m_noise, xte, yte, args.seed, T_BPTT)
     res: dict[str, Any] = {"batch": batch}
-    other = []
-    for tgt in args.also:
-        hn, hb = noise.first(tgt), bptt.first(tgt)
-        if hn is not None and hb is not None:
-            other.append([f"{tgt:.0%}", f"{hn[2]:.1f} / {hb[2]:.1f}", f"{hn[2] / hb[2]:.3f}x",
-                          f"{hn[1] / hb[1]:.3f}x"])
-        else:
-            other.append([f"{tgt:.0%}", "not reached by " + ("noise" if hn is None else "BPTT"), "-", "-"])
+    other = other_levels(noise, bptt, args.also)
     lines = [f"#### Batch {batch}: time to reach {args.target:.0%} test accuracy at T=10", "",
              table(["method", "reached at", "train wall s", "train CPU s"],
                    [fmt_hit(noise, steps_per_epoch), fmt_hit(bptt, steps_per_epoch)]), ""]
@@ -215,9 +228,9 @@ def compare(batch: int, args: argparse.Namespace, bundle: Any) -> tuple[list[str
                   table(["accuracy", "train CPU s noise / BPTT", "CPU ratio", "wall ratio"], other)]
     per_n, per_b = noise.wall / max(1, noise.steps), bptt.wall / max(1, bptt.steps)
     lines += ["", f"Time per training step: noise {per_n * 1e3:.1f} ms, BPTT T=10 {per_b * 1e3:.1f} ms "
-                  f"({per_n / per_b:.3f}x). Best BPTT accuracy seen: {max(c[3] for c in bptt.curve):.2%} "
+                  f"({per_n / per_b:.3f}x). Best BPTT accuracy seen: {max(c[3] for c in bptt.points):.2%} "
                   f"(step {bptt.steps}); best noise stage-3 T=10 accuracy seen: "
-                  f"{max(c[3] for c in noise.curve):.2%}.", "",
+                  f"{max(c[3] for c in noise.points):.2%}.", "",
               f"Accuracy of the noise-trained model after {noise.steps} steps ({args.epochs} epochs), "
               f"seeded inference (seed {args.seed}):", "",
               table(["inference", "T=1", "T=5", "T=10"], rows), ""]
@@ -257,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"Fashion-MNIST, {n_tr} training / {n_te} test images; the paper's AP2-512FC-10FC "
              f"(noisy LIF vs SpikingJelly LIFNode with the same lambda=0.5, V_th=1, hard reset, ATan a=3; "
              f"MSE on one-hot rates); same initial weights, data order, Adam lr {args.lr} and cosine warm "
-             f"restarts for both (the paper's lr 1e-4 is for 200 epochs); the two runs alternate in "
-             f"chunks of 1/{args.evals_per_epoch} epoch in one process; evaluation is excluded from "
+             f"restarts for both (the paper's lr 1e-4 is for 200 epochs); both trained by snnplug's engine one after the "
+             f"other, evaluated every 1/{args.evals_per_epoch} epoch; evaluation is excluded from "
              f"the clocks; torch threads 1. The noise model's accuracy is measured after stage 3 at T=10.",
              ""]
     results = []

@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3)
     args = ap.parse_args()
-    from snnplug.run import main as run_main
+    from snnplug.app.run import main as run_main
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

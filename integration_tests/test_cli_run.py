@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SNNPLUG = [sys.executable, "-W", "ignore", "-m", "snnplug.cli"]
+SNNPLUG = [sys.executable, "-W", "ignore", "-m", "snnplug"]
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:

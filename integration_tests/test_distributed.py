@@ -16,11 +16,11 @@ COMMON = ["train", "--strategy", "bptt", "--set", "norm=false", "--epochs", "1",
 
 def test_two_gloo_ranks_equal_one_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-W", "ignore", "-m", "snnplug.cli", *COMMON, "--out", str(tmp_path / "one")],
+    single = subprocess.run([sys.executable, "-W", "ignore", "-m", "snnplug", *COMMON, "--out", str(tmp_path / "one")],
                             capture_output=True, text=True, env=env, timeout=600)
     assert single.returncode == 0, single.stderr[-2000:]
     ddp = subprocess.run([sys.executable, "-W", "ignore", "-m", "torch.distributed.run", "--standalone",
-                          "--nproc-per-node", "2", "-m", "snnplug.cli", *COMMON, "--distributed",
+                          "--nproc-per-node", "2", "-m", "snnplug", *COMMON, "--distributed",
                           "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
     assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
     a = load_checkpoint(tmp_path / "one" / "checkpoint.pt")["model"]

@@ -15,7 +15,7 @@ from snnplug.engine import load_checkpoint
 
 ARGS = ["train", "--strategy", "bptt", "--epochs", "2", "--limit", "512", "--batch-size", "32",
         "--no-progress", "--threads", "1", "--seed", "7", "--checkpoint-every", "3"]
-CMD = [sys.executable, "-W", "ignore", "-m", "snnplug.cli", *ARGS]
+CMD = [sys.executable, "-W", "ignore", "-m", "snnplug", *ARGS]
 
 
 def _weights(path):

@@ -17,11 +17,12 @@ def test_template_plugin_installs_and_is_discovered(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(TEMPLATE)], check=True)
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-m", "snnplug.cli", "plugins", "--json"], env=env,
+    out = subprocess.run([sys.executable, "-m", "snnplug", "plugins", "--json"], env=env,
                          capture_output=True, text=True, check=True).stdout
     plugins = {(p["family"], p["name"]): p for p in json.loads(out)["plugins"]}
     assert plugins[("neuron", "heaviside-if")]["distribution"] == "snnplug-heaviside"
     assert ("strategy", "bptt") in plugins  # the built-ins still load beside it
+    assert plugins[("strategy", "heaviside")]["distribution"] == "snnplug-heaviside"
 
     script = """
 import torch, snnplug
@@ -39,7 +40,20 @@ print(type(new[1]).__module__, new(x)[:, 0, 0].tolist())
     # IF with soft reset fed 0.25 per step: v = .25, .5, .75, 1.0 -> one spike at t=4
     assert json.loads(spikes) == [0.0, 0.0, 0.0, 1.0]
 
+    # the template's strategy follows the contract and trains through snnplug's engine
+    script = """
+import torch, snnplug
+from snnplug.engine import TrainConfig, train
+s = snnplug.strategy('heaviside', T=3, hidden=16)
+m = s.build_model((1, 8, 8), 10)
+x, y = torch.rand(32, 1, 8, 8), torch.arange(32) % 10
+r = train(s, m, (x, y), TrainConfig(epochs=1, batch_size=8, progress=False))
+print(r.steps, s.config()['frames'], tuple(s.predict_anytime(m, x).shape))
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["4", "False", "(3,", "32,", "10)"]
+
     env_disabled = {**env, "SNNPLUG_DISABLE_PLUGINS": "heaviside"}
-    out = subprocess.run([sys.executable, "-m", "snnplug.cli", "plugins", "--json"], env=env_disabled,
+    out = subprocess.run([sys.executable, "-m", "snnplug", "plugins", "--json"], env=env_disabled,
                          capture_output=True, text=True, check=True).stdout
     assert "heaviside-if" not in {p["name"] for p in json.loads(out)["plugins"]}

@@ -26,9 +26,9 @@ class BPTTStrategy(Strategy):
     name = "bptt"
     default_epochs = 10
 
-    def __init__(self, *, T: int = 4, neuron: str = "lif", tau: float = 2.0, lr: float = 1e-3,
-                 norm: bool = True) -> None:
-        super().__init__(T=T)
+    def __init__(self, *, T: int = 4, frames: bool = False, neuron: str = "lif", tau: float = 2.0,
+                 lr: float = 1e-3, norm: bool = True) -> None:
+        super().__init__(T=T, frames=frames)
         if neuron not in ("lif", "if"):
             raise ValueError(f"bptt neuron must be 'lif' or 'if', got {neuron!r}")
         if not isinstance(norm, bool):
@@ -36,9 +36,10 @@ class BPTTStrategy(Strategy):
         self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), float(lr), norm
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "neuron": self.neuron, "tau": self.tau, "lr": self.lr, "norm": self.norm}
+        return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "tau": self.tau, "lr": self.lr,
+                "norm": self.norm}
 
-    def make_neuron(self) -> nn.Module:
+    def make_node(self) -> nn.Module:
         from snnplug.backends.spikingjelly import sj
 
         ab = sj()
@@ -50,7 +51,7 @@ class BPTTStrategy(Strategy):
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         from snnplug.models import convnet
 
-        return convnet(input_shape, num_classes, neuron=self.make_neuron, norm=self.norm)
+        return convnet(input_shape, num_classes, node=self.make_node, norm=self.norm)
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(name="adam", lr=self.lr, schedule="cosine")
@@ -67,5 +68,5 @@ def bptt(**kw: Any) -> BPTTStrategy:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="bptt", factory=bptt, paper=PAPER,
+    return [StrategyPlugin(name="bptt", factory=bptt, paper=PAPER, in_default_run=True,
                            summary="surrogate-gradient BPTT baseline with SpikingJelly LIF/IF")]

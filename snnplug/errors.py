@@ -16,10 +16,6 @@ class PluginConflictError(SnnplugError):
     """Two distributions register the same name in one family."""
 
 
-class PluginLoadError(SnnplugError):
-    """A plugin's hook raised or returned something that is not a registration."""
-
-
 class ShapeError(SnnplugError, ValueError):
     """A tensor has the wrong rank or layout (snnplug expects time-major ``[T, B, ...]``)."""
 

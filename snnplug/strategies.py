@@ -1,23 +1,44 @@
-"""The training-strategy contract every strategy plugin follows.
+"""The strategy contract: what a method plugin implements, on one screen.
 
-A strategy owns what a method needs beyond the user's loop: the reference network for a dataset,
-module surgery, input encoding, the forward/readout, the loss and the optimizer defaults. The
-user keeps their loop::
+A strategy owns what a method needs beyond the user's loop: the reference network, module
+surgery, input encoding, the readout, the loss and the optimizer defaults::
 
-    strategy = snnplug.strategy("dsr", T=20)
+    strategy = snnplug.strategy("dsr", T=20)   # frames=True for event data [B, T, ...]
     model = strategy.prepare(model)            # or strategy.build_model(input_shape, classes)
-    for x, y in loader:                        # x: [B, ...] static batch (or [T, B, ...] frames)
+    for x, y in loader:                        # or snnplug.engine.train(strategy, model, loader)
         loss, logits = strategy.loss(model, x, y)
         opt.zero_grad(); loss.backward(); opt.step()
 
-SNN models in snnplug are SpikingJelly multi-step models: ``model(x_seq[T, B, ...]) ->
-[T, B, classes]``. ``forward`` encodes, resets state, runs and reads out ``[B, classes]``.
+Everything a strategy depends on is given to it: its options (``T``, ``frames`` and the
+method's own) at construction, recorded by ``config()``; nothing sets its attributes from
+outside. SNN models are SpikingJelly multi-step models ``[T, B, ...] -> [T, B, C]``.
+
+==========================  ==================================================================
+declared                    ``name``, ``default_epochs``, ``T`` (training steps),
+                            ``inference_T`` (steps it is evaluated at; default ``T``),
+                            ``frames`` (input layout: static ``[B, ...]`` or frames ``[B, T, ...]``)
+``config()``                keyword arguments that rebuild it (stored in checkpoints)
+``build_model/prepare``     reference network / surgery on a user's model
+``optim_config()``          :class:`OptimConfig` (optimizer, lr, weight decay, schedule)
+``param_groups``            optimizer parameter groups (default: one, with ``weight_decay``)
+``encode(x, T)``            ``[B, ...] -> [T, B, ...]`` (default: direct input, or frames moved)
+``run(model, x_seq)``       reset + ``model(x_seq)``: ``[T, B, C]``
+``readout(out_seq)``        ``[T, B, C] -> [B, C]`` (default: mean over time)
+``anytime_readout``         ``[T, B, C] -> [T, B, C]``: the readout after every step
+``loss(model, x, y)``       ``(loss, logits [B, C])`` for one training batch
+``predict(model, x, T)``    logits ``[B, C]`` of the deployed network after ``T`` steps
+``predict_anytime``         logits after every step ``t = 1..T`` of one simulation ``[T, B, C]``
+``inference_model(model)``  the module that spikes at inference (spike and energy counts)
+==========================  ==================================================================
+
+Each method has one return type. :class:`Reporting` is a separate, optional protocol for
+``snnplug run`` (its quick settings and method-specific plots).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -34,34 +55,52 @@ class OptimConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "cosine"  # "cosine" | "none"
+    #: "cosine" (to zero over the run) | "cosine-warm-restarts" (restart every ``restart_epochs``) | "none";
+    #: schedules step once per batch
+    schedule: str = "cosine"
+    restart_epochs: int = 100
+
+
+SCHEDULES = ("cosine", "cosine-warm-restarts", "none")
+
+
+def make_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int, steps_per_epoch: int) -> Any:
+    """The learning-rate schedule of ``cfg`` (stepped once per batch), or None."""
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+    if cfg.schedule == "cosine-warm-restarts":
+        t0 = max(1, as_steps("restart_epochs", cfg.restart_epochs) * as_steps("steps_per_epoch", steps_per_epoch))
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t0)
+    if cfg.schedule == "none":
+        return None
+    raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
 
 
 class Strategy:
     """Base strategy: direct input encoding, mean-over-time readout, cross-entropy loss.
 
-    Subclasses override what their method changes. ``config()`` must return the keyword
-    arguments that rebuild the strategy (they are stored in checkpoints).
+    Subclasses override what their method changes and pass ``T`` and ``frames`` on to this
+    constructor; ``config()`` returns the keyword arguments that rebuild them.
     """
 
     name: str = "base"
-    is_snn: bool = True  # False for strategies that train an ANN (e.g. OPI's clip-ANN)
     default_epochs: int = 10
-    #: options ``snnplug run`` applies for its few-epoch runs on small data (recorded in its JSON)
-    quick_overrides: dict[str, Any] = {}
 
-    def __init__(self, *, T: int = 4) -> None:
+    def __init__(self, *, T: int = 4, frames: bool = False) -> None:
         self.T = as_steps("T", T)
+        if not isinstance(frames, bool):
+            raise TypeError(f"frames must be True (event frames [B, T, ...]) or False (static [B, ...]), "
+                            f"got {frames!r}")
+        self.frames = frames
 
     @property
     def inference_T(self) -> int:
-        """The T the method is evaluated at: ``eval_T`` when it trains at another T (noise trains
-        at T=1 and infers at T=N), else ``T``."""
-        return int(max(self.T, getattr(self, "eval_T", 0) or 0))
+        """The T the method is evaluated at (default: the training ``T``)."""
+        return self.T
 
     # -- construction ----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"T": self.T}
+        return {"T": self.T, "frames": self.frames}
 
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         """The method's reference network for inputs ``[B, *input_shape]``."""
@@ -81,6 +120,7 @@ class Strategy:
 
     def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
                        lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
+        """The optimizer and schedule of :meth:`optim_config` (``lr`` overrides its rate)."""
         cfg = self.optim_config()
         if lr is not None:
             cfg.lr = float(lr)
@@ -90,22 +130,16 @@ class Strategy:
         elif cfg.name == "adam":
             opt = torch.optim.Adam(groups, lr=cfg.lr)
         else:
-            raise ValueError(f"unknown optimizer {cfg.name!r}")
-        sched = None
-        if cfg.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
-        return opt, sched
+            raise ValueError(f"unknown optimizer {cfg.name!r}; choose 'sgd' or 'adam'")
+        return opt, make_schedule(opt, cfg, epochs, steps_per_epoch)
 
     # -- running -------------------------------------------------------------------------
-    #: set by the trainer for event datasets whose batches are already frames ``[B, T, ...]``
-    frames_input: bool = False
-
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """Batch -> ``[T, B, ...]``. Static ``[B, ...]``: direct input (the same frame each step).
-        Frames ``[B, T, ...]`` (``frames_input``): moved to time-major; T must match."""
+        With ``frames=True`` batches are ``[B, T, ...]``: moved to time-major; T must match."""
         from snnplug.data.encoders import direct, frames_to_time_major
 
-        if self.frames_input:
+        if self.frames:
             return frames_to_time_major(x, T)
         return direct(x, T)
 
@@ -120,6 +154,13 @@ class Strategy:
         """``[T, B, C] -> [B, C]``: mean over time (firing rate / mean potential)."""
         return out_seq.mean(0)
 
+    def anytime_readout(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C] -> [T, B, C]``: the readout after every step ``t`` (row ``t-1``: the
+        readout of the first ``t`` outputs). Default: running mean (matches :meth:`readout`)."""
+        from snnplug.engine.evaluate import running_mean
+
+        return running_mean(out_seq)
+
     def forward(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Encode, reset, run, and read out logits ``[B, C]``."""
         steps = self.T if T is None else as_steps("T", T)
@@ -132,28 +173,31 @@ class Strategy:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """Logits ``[B, C]`` at ``T`` steps (default: the strategy's T)."""
-        return self.forward(model, x, T)
+        """Logits ``[B, C]`` at ``T`` steps (default: ``inference_T``)."""
+        return self.forward(model, x, self.inference_T if T is None else T)
+
+    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        """Logits after every step ``t = 1..T`` (default ``inference_T``) from one simulation: ``[T, B, C]``."""
+        steps = self.inference_T if T is None else as_steps("T", T)
+        with torch.no_grad():
+            return self.anytime_readout(self.run(model, self.encode(x, steps)))
 
     def inference_model(self, model: nn.Module) -> nn.Module:
-        """The module that actually spikes at inference (for spike and energy metrics).
+        """The module that actually spikes at inference (for spike and energy counts).
 
         Default: ``model`` itself. Strategies that train an ANN and convert it return the SNN.
         """
         return model
 
+
+@runtime_checkable
+class Reporting(Protocol):
+    """Optional, for ``snnplug run``: settings for few-epoch runs on small data (applied and
+    recorded in ``results.json``) and method-specific plots."""
+
+    #: options replacing the paper's for a few epochs (e.g. a larger learning rate)
+    quick_overrides: dict[str, Any]
+
     def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
-        """Method-specific series for ``snnplug run``'s plots, computed on a test batch ``(x, y)``:
-        ``{plot title: {line label: values over t}}``. Default: none."""
-        return {}
-
-    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """Logits after every step ``t = 1..T`` from one simulation: ``[T, B, C]``.
-
-        Default: cumulative mean of the output sequence (valid for mean-over-time readouts).
-        """
-        steps = self.T if T is None else as_steps("T", T)
-        with torch.no_grad():
-            out = self.run(model, self.encode(x, steps))
-            t = torch.arange(1, out.shape[0] + 1, device=out.device, dtype=out.dtype)
-            return out.cumsum(0) / t.view(-1, *([1] * (out.dim() - 1)))
+        """Series computed on a test batch ``(x, y)``: ``{plot title: {line label: values over t}}``."""
+        ...

@@ -49,6 +49,11 @@ class NeuronPlugin(_Registration):
     family: ClassVar[str] = "neuron"
     replaces: tuple[str, ...] = ("IFNode", "LIFNode")
     from_module: Factory | None = None
+    #: SpikingJelly's own implementation of the method, for ``snnplug compare``:
+    #: ``reference(ours, T)`` builds it with the settings of one of our modules
+    reference: Factory | None = None
+    #: the settings ``snnplug compare`` runs that comparison with (e.g. the paper's threshold)
+    reference_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,13 +65,18 @@ class NormalizerPlugin(_Registration):
     family: ClassVar[str] = "normalizer"
     from_module: Factory | None = None
     replaces: tuple[str, ...] = ("BatchNorm1d", "BatchNorm2d")
+    #: as for :class:`NeuronPlugin`: SpikingJelly's implementation, ``reference(ours, T)``
+    reference: Factory | None = None
+    reference_kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class StrategyPlugin(_Registration):
-    """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategies.Strategy`."""
+    """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategies.Strategy`.
+    ``in_default_run``: ``snnplug run`` without ``--methods`` runs it."""
 
     family: ClassVar[str] = "strategy"
+    in_default_run: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -65,3 +65,37 @@ def test_strategy_contract(rec):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     model.eval()
     assert s.predict(model, x).shape == (6, 10)
+
+
+@pytest.mark.parametrize("rec", [r for r in RECORDS if r.family == "strategy"], ids=lambda r: r.name)
+def test_strategy_declares_its_inputs_and_returns_one_type(rec):
+    """The contract of snnplug.strategies: inputs declared at construction (T, frames), the
+    inference T declared, one return type per method, schedules from OptimConfig, and the
+    run/report settings only through the optional Reporting protocol."""
+    from snnplug.errors import SnnplugError
+    from snnplug.strategies import SCHEDULES, Reporting
+
+    s = rec.factory(T=3)
+    assert s.T == 3 and s.frames is False and s.config()["frames"] is False
+    assert isinstance(s.inference_T, int) and s.inference_T >= s.T
+    assert not hasattr(s, "frames_input") and not hasattr(s, "is_snn")
+    try:
+        framed = rec.factory(T=3, frames=True)
+    except SnnplugError as exc:  # a method that cannot take event frames says so at construction
+        assert "frames" in str(exc)
+    else:
+        assert framed.frames is True and framed.config()["frames"] is True
+    assert s.optim_config().schedule in SCHEDULES
+    torch.manual_seed(0)
+    model = s.build_model((1, 8, 8), 10).eval()
+    x = torch.rand(5, 1, 8, 8)
+    opt, sched = s.make_optimizer(model, 2, 3)
+    assert isinstance(opt, torch.optim.Optimizer) and (sched is None or hasattr(sched, "step"))
+    out = s.predict(model, x)
+    assert isinstance(out, torch.Tensor) and out.shape == (5, 10)
+    anytime = s.predict_anytime(model, x)
+    assert isinstance(anytime, torch.Tensor) and anytime.shape == (s.inference_T, 5, 10)
+    if hasattr(s, "report") or hasattr(s, "quick_overrides"):
+        assert isinstance(s, Reporting) and isinstance(s.quick_overrides, dict)
+        series = s.report(model, x, torch.arange(5))
+        assert all(isinstance(v, list) for lines in series.values() for v in lines.values())

@@ -11,7 +11,7 @@ import snnplug
 from snnplug.data import load_dataset
 from snnplug.engine import TrainConfig, load_checkpoint, save_checkpoint, train
 from snnplug.engine.seed import seed_everything
-from snnplug.engine.metrics import E_AC_PJ, E_MAC_PJ, ann_energy_uj_per_sample, record_spikes
+from snnplug.engine.energy import E_AC_PJ, E_MAC_PJ, ann_energy_uj_per_sample, record_energy
 from snnplug.errors import CheckpointError
 
 
@@ -93,19 +93,20 @@ def test_energy_counts_macs_for_real_inputs_and_acs_for_spikes():
         fc1.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 0]]))
     net = nn.Sequential(fc1, _Spiker(), fc2)
     x = torch.tensor([[[0.9, 0.2, 0.3, 0.1]], [[0.9, 0.8, 0.3, 0.1]]])  # [T=2, B=1, 4]
-    with record_spikes(net, batch=1) as rep:
+    with record_energy(net, batch=1, steps=2) as rep:
         net(x)
     # spikes: t0 -> [1,0,0], t1 -> [1,1,0]: 3 spikes of 6 outputs
-    assert rep.spike_rates() == {"1": 0.5}
-    assert rep.spikes_per_sample() == 3
+    assert rep.spike_rates == {"1": 0.5}
+    assert rep.spikes == 3
     expected_pj = (2 * 3 * 4) * E_MAC_PJ + (2 * 2 * 3) * 0.5 * E_AC_PJ
-    assert rep.energy_uj_per_sample() == pytest.approx(expected_pj / 1e6)
+    assert rep.snn_pj / 1e6 == pytest.approx(expected_pj / 1e6)
+    assert rep.ann_pj == pytest.approx((3 * 4 + 2 * 3) * E_MAC_PJ)  # the same net as an ANN, one pass
     ann = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     assert ann_energy_uj_per_sample(ann, torch.rand(5, 4)) == pytest.approx((12 + 6) * E_MAC_PJ / 1e6)
 
 
 def test_event_rate_of_plain_and_pooled_spikes():
-    from snnplug.engine.metrics import event_rate
+    from snnplug.engine.energy import event_rate
 
     spikes = torch.tensor([[[[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0]]]]) * 6.0  # amplitude Vth = 6
     assert event_rate(spikes) == pytest.approx(6 / 8)

@@ -1,4 +1,4 @@
-"""``snnplug.compare``: the framework comparison on a tiny run, JSON output, table."""
+"""``snnplug.app.compare``: the framework comparison on a tiny run, JSON output, table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 pytest.importorskip("snntorch")
-from snnplug.compare import compare, format_table  # noqa: E402
+from snnplug.app.compare import compare, format_table  # noqa: E402
 
 
 def test_compare_frameworks_tiny(tmp_path):
@@ -25,7 +25,7 @@ def test_compare_frameworks_tiny(tmp_path):
 
 
 def test_compare_methods_rows_or_skips():
-    from snnplug.compare import compare_methods
+    from snnplug.app.compare import compare_methods
 
     rows = compare_methods(T=2, batch_size=8, repeats=1)
     assert [r["method"].split()[0] for r in rows] == ["dsr-if", "bntt"]

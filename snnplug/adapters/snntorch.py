@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from snnplug.errors import UnsupportedModuleError
+from snnplug.strategies import OptimConfig, Strategy
 
 LAYER_MODES = ("vectorized", "per-step")
 _CONVERTIBLE = ("Leaky", "Synaptic")
@@ -260,3 +261,31 @@ def parameter_pairs(snn_net: nn.Module, sj_net: nn.Module) -> list[tuple[str, nn
     if len(a) != len(b) or any(p.shape != q.shape for (_, p), (_, q) in zip(a, b, strict=False)):
         raise ValueError("the two models do not have the same parameters in the same order")
     return [(n, p, q) for (n, p), (_, q) in zip(a, b, strict=True)]
+
+
+# -- training an snnTorch model with snnplug's engine -----------------------------------------
+
+class SnnTorchLoop(Strategy):
+    """An snnTorch model in snnTorch's own time loop (:func:`run`), for
+    :func:`snnplug.engine.train` / :func:`snnplug.engine.evaluate_anytime`: direct input,
+    spike-count readout ``sum_t out_t`` (the first output of tuple-returning models),
+    cross-entropy, Adam at ``lr`` without a schedule."""
+
+    name = "snntorch-loop"
+
+    def __init__(self, *, T: int = 32, frames: bool = False, lr: float = 2e-3) -> None:
+        super().__init__(T=T, frames=frames)
+        self.lr = float(lr)
+
+    def config(self) -> dict[str, Any]:
+        return {"T": self.T, "frames": self.frames, "lr": self.lr}
+
+    def optim_config(self) -> OptimConfig:
+        return OptimConfig(name="adam", lr=self.lr, schedule="none")
+
+    def run(self, model: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+        out = run(model, x_seq)
+        return out[0] if isinstance(out, tuple) else out
+
+    def readout(self, out_seq: torch.Tensor) -> torch.Tensor:
+        return out_seq.sum(0)

@@ -36,26 +36,9 @@ def sj() -> Any:
     return ab
 
 
-@lru_cache(maxsize=1)
-def version() -> tuple[int, ...]:
-    """SpikingJelly's version as a tuple, e.g. ``(2, 0, 0)`` or ``(0, 0, 0, 0, 14)``."""
-    import importlib.metadata as md
-
-    raw = md.version("spikingjelly")
-    return tuple(int(p) for p in raw.split(".")[:5] if p.isdigit())
-
-
-def is_v2() -> bool:
-    return version()[0] >= 2
-
-
 def memory_module_base() -> type:
     """``spikingjelly.activation_based.base.MemoryModule`` (base class of stateful modules)."""
     return sj().base.MemoryModule
-
-
-def is_memory_module(m: nn.Module) -> bool:
-    return isinstance(m, sj().base.MemoryModule)
 
 
 def is_spiking_neuron(m: nn.Module) -> bool:
@@ -77,18 +60,8 @@ def invalidate_reset_cache(net: nn.Module) -> None:
         fn(net)
 
 
-def set_step_mode(net: nn.Module, step_mode: str) -> None:
-    sj().functional.set_step_mode(net, step_mode)
-
-
 def step_mode_of(m: nn.Module) -> str | None:
     return getattr(m, "step_mode", None)
-
-
-def legacy_backend(m: nn.Module) -> str | None:
-    """The ``backend`` a 0.0.0.0.14 neuron was built with (None on 2.x modules)."""
-    b = getattr(m, "backend", None)
-    return b if isinstance(b, str) else None
 
 
 def explain_legacy_error(exc: TypeError) -> str | None:

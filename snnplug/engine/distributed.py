@@ -14,8 +14,6 @@ with per-rank statistics, as DDP without SyncBatchNorm does).
 from __future__ import annotations
 
 import os
-from typing import Any
-
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -25,7 +23,7 @@ def init_from_env() -> tuple[int, int]:
     """Initialise the default process group from torchrun's environment; (rank, world size)."""
     if not dist.is_initialized():
         if "RANK" not in os.environ:
-            raise RuntimeError("--distributed needs torchrun: torchrun --nproc-per-node N -m snnplug.cli train ...")
+            raise RuntimeError("--distributed needs torchrun: torchrun --nproc-per-node N -m snnplug train ...")
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
     return dist.get_rank(), dist.get_world_size()
@@ -68,13 +66,10 @@ def broadcast_model(model: nn.Module) -> None:
         dist.broadcast(t.data, src=0)
 
 
-def train_distributed(strategy: Any, model: nn.Module, bundle: Any, cfg: Any) -> Any:
-    """:func:`snnplug.engine.train` across the ranks of a torchrun launch."""
-    from snnplug.engine.trainer import train
+def rank() -> int:
+    """This process's rank (0 when not running distributed)."""
+    return dist.get_rank() if active() else 0
 
-    init_from_env()
-    broadcast_model(model)
-    try:
-        return train(strategy, model, bundle, cfg)
-    finally:
-        dist.barrier()
+
+def barrier() -> None:
+    dist.barrier()

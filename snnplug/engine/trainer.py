@@ -1,10 +1,19 @@
-"""The generic training loop every strategy plugin uses.
+"""The one training loop every strategy, benchmark and command uses.
 
-Each epoch: seeded shuffling, a progress bar, ``strategy.loss`` + backward + step; evaluation
-of accuracy at several T; an atomic checkpoint (model, optimizer, scheduler, RNG states,
-history). Checkpoints can also be written every ``checkpoint_every`` steps; ``resume=True``
-continues from the last one, replaying the epoch's shuffle and skipping the batches already
-done, so an interrupted CPU run ends with the same weights as an uninterrupted one.
+``train(strategy, model, data, cfg, test=..., callbacks=[...])``. ``data`` is a
+:class:`~snnplug.data.DatasetBundle`, an ``(x, y)`` pair of tensors, or any iterable of ``(x, y)``
+batches with a length (a DataLoader, a list). For a bundle or tensors the engine builds the
+loader and shuffles with a generator seeded by ``(seed, epoch)`` only, so a resumed run replays
+the epoch's order exactly; a loader you pass is iterated as it is, once per epoch.
+
+Each epoch: ``strategy.loss`` + backward + step (averaged across ranks under torchrun, see
+:mod:`.distributed`), callbacks after every step (:mod:`.callbacks`); then accuracy at
+``eval_T`` on the test data (a bundle's test split by default; none for other data unless
+``test`` is given) and an atomic checkpoint (model, optimizer, scheduler, RNG state, history).
+Checkpoints can also be written every ``checkpoint_every`` steps; ``resume=True`` continues
+from the last one, skipping the batches already done, so an interrupted CPU run ends with the
+same weights as an uninterrupted one. While checkpointing, SIGTERM finishes the current step,
+writes a checkpoint and exits with status 143.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +30,20 @@ import torch
 from torch import nn
 
 from snnplug.data import DatasetBundle
+from snnplug.engine import distributed as ddp
+from snnplug.engine.callbacks import TrainState, call
 from snnplug.engine.checkpoint import load_checkpoint, save_checkpoint
+from snnplug.engine.evaluate import batches, evaluate
 from snnplug.engine.seed import seed_everything
-from snnplug.errors import CheckpointError
+from snnplug.errors import CheckpointError, ShapeError
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 1
-    batch_size: int = 64
+    batch_size: int = 64  # for the loaders the engine builds (bundle or tensors)
     lr: float | None = None  # None: the strategy's default
-    seed: int = 0
+    seed: int | None = 0  # seeds Python/NumPy/torch at the start; None: leave them as the caller set them
     device: str = "cpu"
     eval_T: Sequence[int] | None = None  # None: the strategy's inference_T
     out_dir: str | Path | None = None  # checkpoint folder (None: no checkpoints)
@@ -46,33 +58,14 @@ class TrainResult:
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
-    peak_memory_mb: float = 0.0
+    peak_memory_mb: float = 0.0  # peak resident memory of the process (see callbacks.PeakMemory)
+    train_cpu_seconds: float = 0.0
+    steps: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)  # what callbacks recorded
 
     @property
     def final(self) -> dict[str, Any]:
         return self.history[-1] if self.history else {}
-
-
-def _to(x: torch.Tensor, device: str) -> torch.Tensor:
-    return x.to(device, non_blocking=True)
-
-
-@torch.no_grad()
-def evaluate(strategy: Any, model: nn.Module, loader: Any, Ts: Sequence[int] | None = None,
-             device: str = "cpu") -> dict[int, float]:
-    """Accuracy at each T in ``Ts`` (default: the strategy's inference T)."""
-    Ts = list(Ts) if Ts else [strategy.inference_T]
-    was_training = model.training
-    model.eval()
-    correct = {t: 0 for t in Ts}
-    total = 0
-    for x, y in loader:
-        x, y = _to(x, device), _to(y, device)
-        for t in Ts:
-            correct[t] += int((strategy.predict(model, x, T=t).argmax(-1) == y).sum())
-        total += len(y)
-    model.train(was_training)
-    return {t: correct[t] / max(1, total) for t in Ts}
 
 
 class _SigtermFlag:
@@ -95,143 +88,224 @@ class _SigtermFlag:
             self._old = None
 
 
-def dist_rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank()
-
-
 def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConfig) -> TrainResult:
-    """Train ``model`` with ``strategy`` on ``bundle``; see the module docstring.
+def _layout_mismatch(dataset: str, frames: bool) -> str:
+    if frames:
+        return (f"dataset {dataset!r} yields event frames [B, T, ...]; build the strategy with frames=True "
+                f"(snnplug.strategy(name, frames=True))")
+    return f"dataset {dataset!r} yields static batches [B, ...]; build the strategy with frames=False"
 
-    Build the model after ``seed_everything(cfg.seed)`` for reproducible initial weights.
-    """
+
+def _tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator) -> Any:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen)
+
+
+def _data(data: Any, test: Any, cfg: TrainConfig, gen: torch.Generator) -> tuple[Any, Any, bool, dict[str, Any]]:
+    """(train loader, test batches or None, engine-built loader?, dataset record for checkpoints)."""
     from torch.utils.data import DataLoader
 
-    from snnplug.engine import distributed as ddp
+    if isinstance(data, DatasetBundle):
+        loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        test = DataLoader(data.test, batch_size=256, shuffle=False) if test is None else test
+        meta = {"name": data.name, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
+                "frames": data.frames}
+        return loader, batches(test), True, meta
+    if isinstance(data, tuple) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        x, y = data
+        meta = {"name": "tensors", "input_shape": list(x.shape[1:]), "num_classes": int(y.max()) + 1,
+                "frames": False}
+        return _tensor_loader(x, y, cfg.batch_size, gen), None if test is None else batches(test), True, meta
+    try:
+        len(data)
+    except TypeError:
+        raise TypeError(f"train() needs a DatasetBundle, an (x, y) tensor pair or batches with a length "
+                        f"(a DataLoader, a list); got {type(data).__name__} without len()") from None
+    return data, None if test is None else batches(test), False, {"name": type(data).__name__}
 
-    distributed = ddp.active()
-    rank = dist_rank() if distributed else 0
-    gen = seed_everything(cfg.seed)
-    model.to(cfg.device)
-    strategy.frames_input = bundle.frames
-    train_loader = DataLoader(bundle.train, batch_size=cfg.batch_size, shuffle=True, generator=gen)
-    test_loader = DataLoader(bundle.test, batch_size=256, shuffle=False)
-    opt, sched = strategy.make_optimizer(model, cfg.epochs, len(train_loader), cfg.lr)
 
-    ckpt_path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
-    history: list[dict[str, Any]] = []
-    start_epoch, skip_steps, global_step = 0, 0, 0
-    elapsed = 0.0
-    if cfg.resume:
-        if ckpt_path is None:
-            raise CheckpointError("resume needs an output folder holding checkpoint.pt")
-        if ckpt_path.exists():
-            state = load_checkpoint(ckpt_path, strategy=strategy.name)
-            if state["strategy_config"] != strategy.config():
-                raise CheckpointError(
-                    f"{ckpt_path} was trained with {state['strategy_config']}, not {strategy.config()}; "
-                    f"resume with the same options or use another output folder"
-                )
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None and state.get("scheduler") is not None:
-                sched.load_state_dict(state["scheduler"])
-            start_epoch, skip_steps = state["epoch"], state.get("step_in_epoch", 0)
-            global_step = state.get("global_step", 0)
-            history = list(state.get("history", []))
-            elapsed = float(state.get("train_seconds", 0.0))
-            torch.set_rng_state(state["rng"]["torch"])
+class _Checkpoints:
+    """Writes (rank 0 only) and restores ``<out_dir>/checkpoint.pt``."""
 
-    def checkpoint(epoch: int, step_in_epoch: int) -> None:
-        if ckpt_path is None or rank != 0:
+    def __init__(self, cfg: TrainConfig, state: TrainState, dataset: dict[str, Any], rank: int) -> None:
+        self.path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
+        self.state, self.dataset, self.rank = state, dataset, rank
+
+    def save(self, epoch: int, step_in_epoch: int) -> None:
+        s = self.state
+        if self.path is None or self.rank != 0:
             return
-        save_checkpoint(ckpt_path, {
-            "strategy": strategy.name, "strategy_config": strategy.config(),
-            "dataset": {"name": bundle.name, "input_shape": list(bundle.input_shape),
-                        "num_classes": bundle.num_classes, "frames": bundle.frames},
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
+        save_checkpoint(self.path, {
+            "strategy": s.strategy.name, "strategy_config": s.strategy.config(), "dataset": self.dataset,
+            "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+            "scheduler": s.scheduler.state_dict() if s.scheduler is not None else None,
+            "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": s.global_step,
             "rng": {"torch": torch.get_rng_state()},
-            "history": history, "train_seconds": elapsed,
+            "history": s.history, "train_seconds": s.train_seconds, "train_cpu_seconds": s.train_cpu_seconds,
         })
 
-    sigterm = _SigtermFlag(enabled=ckpt_path is not None)
-    progress = None
+    def restore(self) -> int:
+        """Load the checkpoint into the state (if there is one); the steps of its epoch already done."""
+        if self.path is None:
+            raise CheckpointError("resume needs an output folder holding checkpoint.pt")
+        if not self.path.exists():
+            return 0
+        s = self.state
+        ck = load_checkpoint(self.path, strategy=s.strategy.name)
+        if ck["strategy_config"] != s.strategy.config():
+            raise CheckpointError(
+                f"{self.path} was trained with {ck['strategy_config']}, not {s.strategy.config()}; "
+                f"resume with the same options or use another output folder"
+            )
+        s.model.load_state_dict(ck["model"])
+        s.optimizer.load_state_dict(ck["optimizer"])
+        if s.scheduler is not None and ck.get("scheduler") is not None:
+            s.scheduler.load_state_dict(ck["scheduler"])
+        s.epoch, s.global_step = ck["epoch"], ck.get("global_step", 0)
+        s.history = list(ck.get("history", []))
+        s.train_seconds = float(ck.get("train_seconds", 0.0))
+        s.train_cpu_seconds = float(ck.get("train_cpu_seconds", 0.0))
+        torch.set_rng_state(ck["rng"]["torch"])
+        return int(ck.get("step_in_epoch", 0))
+
+
+class _Clock:
+    """Accumulates wall and CPU time of the training steps into the state (paused outside them)."""
+
+    def __init__(self, state: TrainState) -> None:
+        self.state = state
+        self.start()
+
+    def start(self) -> None:
+        self.w, self.c = time.perf_counter(), time.process_time()
+
+    def pause(self) -> None:
+        self.state.train_seconds += time.perf_counter() - self.w
+        self.state.train_cpu_seconds += time.process_time() - self.c
+
+
+def _step(state: TrainState, x: torch.Tensor, y: torch.Tensor, distributed: bool) -> tuple[int, int]:
+    """One optimizer step on a global batch; (samples, correct) of this rank's part."""
+    n_global = len(y)
+    if distributed:
+        x, y = ddp.shard(x, y)
+    loss, logits = state.strategy.loss(state.model, x, y)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()} at epoch {state.epoch + 1} step "
+                                 f"{state.step_in_epoch}; lower the learning rate (--lr)")
+    state.optimizer.zero_grad(set_to_none=True)
+    if distributed:  # weight so that averaging over ranks gives the global batch mean
+        (loss * ddp.weight_of_shard(len(y), n_global)).backward()
+        ddp.average_gradients(state.model)
+    else:
+        loss.backward()
+    state.optimizer.step()
+    if distributed:
+        ddp.average_buffers(state.model)
+    if state.scheduler is not None:
+        state.scheduler.step()
+    state.global_step += 1
+    state.loss = float(loss.detach())
+    return len(y), int((logits.detach().argmax(-1) == y).sum())
+
+
+def _epoch(state: TrainState, loader: Any, skip: int, ckpt: _Checkpoints, callbacks: list[Any],
+           sigterm: _SigtermFlag) -> tuple[bool, int, int, float]:
+    """Train one epoch from batch ``skip``; (interrupted inside it?, samples, correct, loss sum)."""
+    cfg, distributed = state.cfg, ddp.active()
+    seen = correct = 0
+    loss_sum = 0.0
+    items: Iterable[Any] = enumerate(loader)
     if cfg.progress:
-        from tqdm.auto import tqdm as progress
-    stop = False
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, total=len(loader), leave=False,
+                     desc=f"{state.strategy.name} epoch {state.epoch + 1}/{cfg.epochs}")
+    clock = _Clock(state)
+    for step, (x, y, *_) in items:
+        if step < skip:
+            continue
+        n, c = _step(state, x.to(cfg.device, non_blocking=True), y.to(cfg.device, non_blocking=True), distributed)
+        state.step_in_epoch = step + 1
+        seen, correct, loss_sum = seen + n, correct + c, loss_sum + state.loss * n
+        clock.pause()
+        if cfg.checkpoint_every and state.global_step % cfg.checkpoint_every == 0:
+            ckpt.save(state.epoch, step + 1)
+        call(callbacks, "on_step", state)
+        clock.start()
+        if state.stop or sigterm.requested or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
+            # interrupted inside the epoch unless this was its last batch (a SIGTERM always interrupts)
+            return sigterm.requested or step + 1 < len(loader), seen, correct, loss_sum
+    clock.pause()
+    return False, seen, correct, loss_sum
+
+
+def _end_epoch(state: TrainState, test: Any, seen: int, correct: int, loss_sum: float) -> None:
+    cfg = state.cfg
+    accs = evaluate(state.strategy, state.model, test, cfg.eval_T, cfg.device) if test is not None else {}
+    state.history.append({"epoch": state.epoch + 1, "train_loss": loss_sum / max(1, seen),
+                          "train_acc": correct / max(1, seen),
+                          "test_acc": {str(t): a for t, a in accs.items()},
+                          "train_seconds": state.train_seconds})
+
+
+def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = None, *, test: Any = None,
+          callbacks: Sequence[Any] = ()) -> TrainResult:
+    """Train ``model`` with ``strategy`` on ``data``; see the module docstring. ``test``: data
+    for the per-epoch accuracy (default: a bundle's test split). ``callbacks``: see
+    :mod:`snnplug.engine.callbacks`. Build the model after ``seed_everything(cfg.seed)`` for
+    reproducible initial weights."""
+    cfg = cfg or TrainConfig()
+    callbacks = list(callbacks)
+    gen = seed_everything(cfg.seed) if cfg.seed is not None else torch.Generator().manual_seed(0)
+    model.to(cfg.device)
+    loader, test_batches, own_loader, dataset = _data(data, test, cfg, gen)
+    if isinstance(data, DatasetBundle) and data.frames != strategy.frames:
+        raise ShapeError(_layout_mismatch(data.name, data.frames))
+    opt, sched = strategy.make_optimizer(model, cfg.epochs, len(loader), cfg.lr)
+    state = TrainState(strategy=strategy, model=model, optimizer=opt, scheduler=sched, cfg=cfg)
+    ckpt = _Checkpoints(cfg, state, dataset, ddp.rank())
+    skip = ckpt.restore() if cfg.resume else 0
+    sigterm = _SigtermFlag(enabled=ckpt.path is not None)
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            # the shuffle depends on (seed, epoch) only, so a resumed run replays it exactly
-            gen.manual_seed(cfg.seed * 100003 + epoch)
+        call(callbacks, "on_train_start", state)
+        for epoch in range(state.epoch, cfg.epochs):
+            state.epoch, state.step_in_epoch = epoch, skip
+            if own_loader:  # the shuffle depends on (seed, epoch) only: a resumed run replays it
+                gen.manual_seed((cfg.seed or 0) * 100003 + epoch)
             model.train()
-            t0 = time.perf_counter()
-            seen, correct, loss_sum = 0, 0, 0.0
-            batches = enumerate(train_loader)
-            if progress is not None:
-                batches = progress(batches, total=len(train_loader), desc=f"{strategy.name} epoch {epoch + 1}/{cfg.epochs}",
-                                   leave=False)
-            for step, (x, y) in batches:
-                if step < skip_steps:
-                    continue
-                x, y = _to(x, cfg.device), _to(y, cfg.device)
-                n_global = len(y)
-                if distributed:
-                    x, y = ddp.shard(x, y)
-                loss, logits = strategy.loss(model, x, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
-                                             f"lower the learning rate (--lr)")
-                opt.zero_grad(set_to_none=True)
-                if distributed:  # weight so that averaging over ranks gives the global batch mean
-                    (loss * ddp.weight_of_shard(len(y), n_global)).backward()
-                    ddp.average_gradients(model)
-                else:
-                    loss.backward()
-                opt.step()
-                if distributed:
-                    ddp.average_buffers(model)
-                if sched is not None:
-                    sched.step()
-                global_step += 1
-                seen += len(y)
-                correct += int((logits.detach().argmax(-1) == y).sum())
-                loss_sum += float(loss.detach()) * len(y)
-                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                    elapsed += time.perf_counter() - t0
-                    t0 = time.perf_counter()
-                    checkpoint(epoch, step + 1)
-                if cfg.max_steps is not None and global_step >= cfg.max_steps:
-                    stop = step + 1 < len(train_loader)  # interrupted inside the epoch
-                    break
-                if sigterm.requested:  # finish the step, keep it, then leave
-                    stop = True
-                    break
-            if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
-                elapsed += time.perf_counter() - t0
-                checkpoint(epoch, step + 1)
-                if sigterm.requested:
-                    raise SystemExit(128 + signal.SIGTERM)
+            interrupted, seen, correct, loss_sum = _epoch(state, loader, skip, ckpt, callbacks, sigterm)
+            skip = 0
+            if interrupted:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
+                ckpt.save(epoch, state.step_in_epoch)
                 break
-            skip_steps = 0
-            elapsed += time.perf_counter() - t0
-            accs = evaluate(strategy, model, test_loader, cfg.eval_T, cfg.device)
-            history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
-                            "train_acc": correct / max(1, seen),
-                            "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed})
-            checkpoint(epoch + 1, 0)
-            if cfg.max_steps is not None and global_step >= cfg.max_steps:
+            _end_epoch(state, test_batches, seen, correct, loss_sum)
+            ckpt.save(epoch + 1, 0)
+            call(callbacks, "on_epoch", state)
+            if state.stop or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
                 break
-        if sigterm.requested:  # arrived after the last step: the final checkpoint is written
+        if sigterm.requested:  # the checkpoint of the position is written
             raise SystemExit(128 + signal.SIGTERM)
+        call(callbacks, "on_train_end", state)
     finally:
         sigterm.restore()  # never leave the handler installed in the caller's process
-    return TrainResult(model=model, history=history, train_seconds=elapsed, peak_memory_mb=_peak_rss_mb())
+    return TrainResult(model=model, history=state.history, train_seconds=state.train_seconds,
+                       peak_memory_mb=_peak_rss_mb(), train_cpu_seconds=state.train_cpu_seconds,
+                       steps=state.global_step, metrics=state.metrics)
+
+
+def train_distributed(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = None,
+                      **kw: Any) -> TrainResult:
+    """:func:`train` across the ranks of a torchrun launch (see :mod:`.distributed`)."""
+    ddp.init_from_env()
+    ddp.broadcast_model(model)
+    try:
+        return train(strategy, model, data, cfg, **kw)
+    finally:
+        ddp.barrier()

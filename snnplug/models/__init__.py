@@ -1,7 +1,7 @@
 """Reference architectures shared by the strategies.
 
 ``convnet`` builds the same small VGG-style network either as a SpikingJelly multi-step SNN
-(``neuron=`` a factory of spiking modules; input ``[T, B, C, H, W]``, output ``[T, B, classes]``)
+(``node=`` a factory of spiking nodes; input ``[T, B, C, H, W]``, output ``[T, B, classes]``)
 or as an ANN (``activation=`` a factory such as ``nn.ReLU``; input ``[B, C, H, W]``). Same
 layer order and shapes in both, so weights transfer one to one:
 
@@ -25,18 +25,18 @@ def _out_hw(hw: tuple[int, int], n_pools: int) -> tuple[int, int]:
     return h, w
 
 
-def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFactory | None = None,
+def convnet(input_shape: Sequence[int], num_classes: int, *, node: ModuleFactory | None = None,
             activation: ModuleFactory | None = None, channels: Sequence[int] = (32, 64),
             hidden: int = 128, norm: bool = True, norm_factory: Callable[[int], nn.Module] | None = None,
             norm1d_factory: Callable[[int], nn.Module] | None = None, pool: str = "avg") -> nn.Sequential:
-    """A small VGG-style net; SNN (``neuron``) or ANN (``activation``), see the module doc."""
-    if (neuron is None) == (activation is None):
-        raise ValueError("convnet needs exactly one of neuron= (SNN) or activation= (ANN)")
+    """A small VGG-style net; SNN (``node``) or ANN (``activation``), see the module doc."""
+    if (node is None) == (activation is None):
+        raise ValueError("convnet needs exactly one of node= (SNN) or activation= (ANN)")
     if len(input_shape) != 3:
         raise ValueError(f"convnet expects input_shape (C, H, W), got {tuple(input_shape)}")
     c_in, h, w = (int(v) for v in input_shape)
-    spiking = neuron is not None
-    act = neuron if spiking else activation
+    spiking = node is not None
+    act = node if spiking else activation
     assert act is not None
     if spiking:
         from snnplug.backends.spikingjelly import sj
@@ -75,14 +75,14 @@ def convnet(input_shape: Sequence[int], num_classes: int, *, neuron: ModuleFacto
     return nn.Sequential(*layers)
 
 
-def mlp(input_size: int, num_classes: int, *, hidden: Sequence[int] = (512,), neuron: ModuleFactory | None = None,
+def mlp(input_size: int, num_classes: int, *, hidden: Sequence[int] = (512,), node: ModuleFactory | None = None,
         activation: ModuleFactory | None = None, pool: int = 1) -> nn.Sequential:
     """Flatten (optionally ``pool``x``pool`` average pool first) -> [linear -> act]* -> linear."""
-    if (neuron is None) == (activation is None):
-        raise ValueError("mlp needs exactly one of neuron= (SNN) or activation= (ANN)")
-    act = neuron if neuron is not None else activation
+    if (node is None) == (activation is None):
+        raise ValueError("mlp needs exactly one of node= (SNN) or activation= (ANN)")
+    act = node if node is not None else activation
     assert act is not None
-    if neuron is not None:
+    if node is not None:
         from snnplug.backends.spikingjelly import sj
 
         L = sj().layer

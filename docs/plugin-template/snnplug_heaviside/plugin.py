@@ -1,4 +1,4 @@
-"""Registers the neuron ``heaviside-if`` with snnplug.
+"""Registers the neuron ``heaviside-if`` and the strategy ``heaviside`` with snnplug.
 
 The hook returns registration records; the module import stays light (torch and SpikingJelly
 load inside the factory).
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from snnplug.hookspecs import hookimpl
-from snnplug.types import NeuronPlugin
+from snnplug.types import NeuronPlugin, StrategyPlugin
 
 
 def heaviside_if(T: int = 4, v_threshold: float = 1.0, width: float = 1.0) -> Any:
@@ -28,3 +28,18 @@ def snnplug_neurons() -> list[NeuronPlugin]:
     return [NeuronPlugin(name="heaviside-if", factory=heaviside_if, replaces=("IFNode",),
                          paper="Zenke & Vogels, Neural Computation 2021",
                          summary="template: soft-reset IF with a boxcar surrogate")]
+
+
+def heaviside_strategy(**kw: Any) -> Any:
+    """Surrogate-gradient BPTT of an MLP of ``heaviside-if`` neurons (direct input, rate readout,
+    cross-entropy, Adam 1e-3, cosine; Zenke & Vogels 2021 surrogate). Keywords: T, frames, hidden, lr."""
+    from snnplug_heaviside.strategy import HeavisideStrategy
+
+    return HeavisideStrategy(**kw)
+
+
+@hookimpl
+def snnplug_training_strategies() -> list[StrategyPlugin]:
+    return [StrategyPlugin(name="heaviside", factory=heaviside_strategy,
+                           paper="Zenke & Vogels, Neural Computation 2021",
+                           summary="template: BPTT of an MLP of heaviside-if neurons")]

@@ -57,28 +57,20 @@ def exit_step(model: nn.Module, threshold: float) -> int:
     return exit_step_from_profile(gamma_profile(model), threshold)
 
 
-@torch.no_grad()
 def early_exit_sweep(strategy: Any, model: nn.Module, loader: Iterable, thresholds: Iterable[float],
                      device: str | torch.device = "cpu") -> list[dict[str, float]]:
     """Accuracy and exit step for each γ threshold (the paper's Fig. 6).
 
-    One simulation of all T steps per batch (``strategy.predict_anytime``) gives the prediction
+    One simulation of all T steps per batch (:func:`snnplug.engine.evaluate_anytime`) gives the prediction
     after every step, so each threshold is scored on the same spike trains. Returns one dict per
     threshold: ``threshold``, ``exit_step`` (the same for every sample: the rule depends on γ
     only), ``mean_exit_step``, ``steps_saved`` (fraction of T) and ``accuracy``.
     """
+    from snnplug.engine import evaluate_anytime
+
     T = int(strategy.T)
     profile = gamma_profile(model)
     exits = {float(th): min(T, exit_step_from_profile(profile[:, :T], th)) for th in thresholds}
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros(T, dtype=torch.long)
-    total = 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        logits = strategy.predict_anytime(model, x, T=T)  # [T, B, C]
-        correct += (logits.argmax(-1) == y.unsqueeze(0)).sum(1).cpu()
-        total += len(y)
-    model.train(was_training)
+    curve = evaluate_anytime(strategy, model, loader, T, device=device)
     return [{"threshold": th, "exit_step": t, "mean_exit_step": float(t), "steps_saved": 1.0 - t / T,
-             "accuracy": float(correct[t - 1]) / max(1, total)} for th, t in exits.items()]
+             "accuracy": curve[t - 1]} for th, t in exits.items()]

@@ -46,7 +46,7 @@ def bntt_convnet(input_shape: Sequence[int], num_classes: int, *, T: int = 25, l
         kw = {"norm": False}
     else:
         raise ValueError(f"norm must be 'bntt', 'bn' or 'none', got {norm!r}")
-    net = convnet(input_shape, num_classes, neuron=neuron, channels=channels, hidden=hidden, **kw)
+    net = convnet(input_shape, num_classes, node=neuron, channels=channels, hidden=hidden, **kw)
     net.append(Accumulator())
     if init == "xavier":
         for m in net.modules():

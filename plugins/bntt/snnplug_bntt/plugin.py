@@ -32,6 +32,16 @@ def bntt_from_module(old: Any, T: int = 25, **kw: Any) -> Any:
     return from_module(old, T=T, **kw)
 
 
+def bntt_spikingjelly(ours: Any, T: int) -> Any:
+    """SpikingJelly's ``layer.BatchNormThroughTime1d/2d`` with the features and eps of our BNTT
+    layer ``ours`` (``snnplug compare`` checks the two against each other)."""
+    from snnplug.backends.spikingjelly import sj
+
+    layer = sj().layer
+    cls = {1: layer.BatchNormThroughTime1d, 2: layer.BatchNormThroughTime2d}[ours.dim]
+    return cls(T, ours.num_features, eps=float(ours.eps), step_mode="m")
+
+
 def bntt_lif(T: int = 4, **kw: Any) -> Any:
     """BNTT's LIF neuron (Kim & Panda 2021, eqs. 4, 8): ``u_t = λ·v_{t−1} + x_t``,
     ``s_t = 1[u_t > θ]``, soft reset ``v_t = u_t − θ·s_t`` without gradient through the reset,
@@ -46,7 +56,7 @@ def bntt_strategy(**kw: Any) -> Any:
     """Strategy ``bntt`` (Kim & Panda 2021): signed Poisson input ``s_t = sign(x̃)·1[2U ≤ |x̃|]``,
     conv/linear -> BNTT -> LIF (λ=0.99, θ=1, soft reset, triangle surrogate 0.3), output
     ``u_t = u_{t−1} + W s_t``, logits ``u_T/T``, cross-entropy; SGD(0.9, wd 5e-4), T=25.
-    ``predict(model, x, early_exit=threshold)`` returns ``(logits, exit_step)`` (γ rule)."""
+    ``predict_early_exit(model, x, threshold)`` stops at the γ-rule exit step."""
     from snnplug_bntt.strategy import BNTTStrategy
 
     return BNTTStrategy(**kw)
@@ -55,7 +65,8 @@ def bntt_strategy(**kw: Any) -> Any:
 @hookimpl
 def snnplug_normalizers() -> list[NormalizerPlugin]:
     return [NormalizerPlugin(name="bntt", factory=bntt, from_module=bntt_from_module, paper=PAPER,
-                             summary="batch norm with per-time-step γ and statistics (no β), vectorised over T")]
+                             summary="batch norm with per-time-step γ and statistics (no β), vectorised over T",
+                             reference=bntt_spikingjelly)]
 
 
 @hookimpl
@@ -66,5 +77,5 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="bntt", factory=bntt_strategy, paper=PAPER,
+    return [StrategyPlugin(name="bntt", factory=bntt_strategy, paper=PAPER, in_default_run=True,
                            summary="BNTT SNN: Poisson input, BNTT+LIF, accumulating output, γ early exit")]

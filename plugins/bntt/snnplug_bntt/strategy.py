@@ -5,8 +5,8 @@
 * Network (:func:`snnplug_bntt.model.bntt_convnet`): conv/linear -> BNTT -> LIF (λ, θ = 1, soft
   detached reset, triangle surrogate α = 0.3), accumulating output layer.
 * Readout: ``logits = u_T / T`` (accumulated output potential), cross-entropy (eq. 5).
-* Inference: ``predict(model, x, early_exit=threshold)`` stops at the γ-rule exit step and
-  returns ``(logits, exit_step)``.
+* Inference: ``predict(model, x)`` runs T steps; ``predict_early_exit(model, x, threshold)``
+  stops at the γ-rule exit step and returns an :class:`EarlyExit` (logits, exit step).
 
 Optimiser defaults follow the paper (SGD, momentum 0.9, weight decay 5e-4; lr 0.1 as in the
 authors' script, the paper's 0.3 diverged in short CPU runs) with a cosine schedule instead of
@@ -15,6 +15,7 @@ the paper's step decay (the core trainer offers cosine or none).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,18 +27,28 @@ from snnplug.strategies import OptimConfig, Strategy
 from snnplug_bntt.encoding import signed_poisson
 
 
+@dataclass(frozen=True)
+class EarlyExit:
+    """What :meth:`BNTTStrategy.predict_early_exit` returns."""
+
+    logits: torch.Tensor  # [B, C] after exit_step steps
+    exit_step: int
+
+
 class BNTTStrategy(Strategy):
     """BNTT training (see the module docstring). Keyword defaults are the paper's/authors'."""
 
     name = "bntt"
     default_epochs = 3
+    #: ``snnplug run`` (:class:`snnplug.strategies.Reporting`): the paper's settings suit short runs
+    quick_overrides: dict[str, Any] = {}
 
-    def __init__(self, *, T: int = 25, leak: float = 0.99, v_threshold: float = 1.0,
+    def __init__(self, *, T: int = 25, frames: bool = False, leak: float = 0.99, v_threshold: float = 1.0,
                  surrogate_alpha: float = 0.3, eps: float = 1e-4, momentum: float = 0.1,
                  poisson_scale: float = 2.0, input_mean: float = 0.5, input_std: float = 0.5,
                  channels: tuple[int, ...] = (32, 64), hidden: int = 128, lr: float = 0.1,
                  weight_decay: float = 5e-4) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         self.leak = as_float("leak", leak, lo=0.0, hi=1.0)
         self.v_threshold = as_float("v_threshold", v_threshold, positive=True)
         self.surrogate_alpha = as_float("surrogate_alpha", surrogate_alpha, lo=0.0)
@@ -52,7 +63,7 @@ class BNTTStrategy(Strategy):
         self.weight_decay = as_float("weight_decay", weight_decay, lo=0.0)
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "leak": self.leak, "v_threshold": self.v_threshold,
+        return {"T": self.T, "frames": self.frames, "leak": self.leak, "v_threshold": self.v_threshold,
                 "surrogate_alpha": self.surrogate_alpha, "eps": self.eps, "momentum": self.momentum,
                 "poisson_scale": self.poisson_scale, "input_mean": self.input_mean,
                 "input_std": self.input_std, "channels": list(self.channels), "hidden": self.hidden,
@@ -81,7 +92,7 @@ class BNTTStrategy(Strategy):
     # -- running -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
         """Static ``[B, ...]``: signed Poisson spikes of ``(x − mean)/std``; event frames: as is."""
-        if self.frames_input:
+        if self.frames:
             return super().encode(x, T)
         return signed_poisson((x - self.input_mean) / self.input_std, T, self.poisson_scale)
 
@@ -89,28 +100,21 @@ class BNTTStrategy(Strategy):
         """Accumulated output potential ``u_t`` at the last step, divided by the steps run."""
         return out_seq[-1] / out_seq.shape[0]
 
-    def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """Logits ``u_t / t`` after every step of one simulation: ``[T, B, C]``."""
-        steps = self.T if T is None else as_steps("T", T)
-        with torch.no_grad():
-            u = self.run(model, self.encode(x, steps))
-            t = torch.arange(1, u.shape[0] + 1, device=u.device, dtype=u.dtype)
-            return u / t.view(-1, *([1] * (u.dim() - 1)))
+    def anytime_readout(self, out_seq: torch.Tensor) -> torch.Tensor:
+        """``u_t / t`` after every step (``[T, B, C]``)."""
+        t = torch.arange(1, out_seq.shape[0] + 1, device=out_seq.device, dtype=out_seq.dtype)
+        return out_seq / t.view(-1, *([1] * (out_seq.dim() - 1)))
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, x: torch.Tensor, T: int | None = None,
-                early_exit: float | None = None) -> Any:
-        """Logits ``[B, C]`` after ``T`` steps; with ``early_exit=threshold`` the run stops at the
-        γ-rule exit step (:mod:`snnplug_bntt.early_exit`, capped at ``T``) and
-        ``(logits, exit_step)`` is returned."""
-        steps = self.T if T is None else as_steps("T", T)
-        if early_exit is None:
-            return self.forward(model, x, steps)
+    def predict_early_exit(self, model: nn.Module, x: torch.Tensor, threshold: float,
+                           T: int | None = None) -> EarlyExit:
+        """Run only up to the γ-rule exit step for ``threshold`` (:mod:`snnplug_bntt.early_exit`,
+        capped at ``T``): the logits there and the step."""
         from snnplug_bntt.early_exit import exit_step
 
-        t_exit = min(steps, exit_step(model, early_exit))
-        return self.forward(model, x, t_exit), t_exit
-
+        steps = self.T if T is None else as_steps("T", T)
+        t_exit = min(steps, exit_step(model, threshold))
+        return EarlyExit(logits=self.forward(model, x, t_exit), exit_step=t_exit)
 
     def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
         """``snnplug run``'s BNTT plot: mean γ_t of every BNTT layer over time (paper Fig. 3/6)."""
@@ -120,6 +124,3 @@ class BNTTStrategy(Strategy):
         profile = gamma_profile(model)  # [layers, T]
         return {"mean gamma over time": {f"BNTT layer {n}": profile[i].tolist() for i, n in enumerate(names)}}
 
-
-def make_strategy(**kw: Any) -> BNTTStrategy:
-    return BNTTStrategy(**kw)

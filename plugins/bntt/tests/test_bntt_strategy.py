@@ -9,7 +9,7 @@ from torch import nn
 import snnplug
 from snnplug.errors import SnnplugError
 from snnplug_bntt.early_exit import early_exit_sweep, exit_step, exit_step_from_profile, gamma_profile
-from snnplug_bntt.energy import E_AC_PJ, E_MAC_PJ, conv_macs, event_rate, linear_macs, measure
+from snnplug.engine.energy import E_AC_PJ, E_MAC_PJ, conv_macs, event_rate, linear_macs, measure
 from snnplug_bntt.neuron import Accumulator, BNTTLIFNode
 from snnplug_bntt.norm import BNTT
 
@@ -89,7 +89,8 @@ def test_predict_early_exit_runs_only_the_exit_steps():
             m.weight[5:] = 0.01  # all layers quiet after step 5
     x = torch.rand(3, 1, 8, 8)
     torch.manual_seed(0)
-    logits, t_exit = s.predict(model, x, early_exit=0.1)
+    out = s.predict_early_exit(model, x, 0.1)
+    logits, t_exit = out.logits, out.exit_step
     assert t_exit == 5 and all(m.t == 5 for m in bntts)
     torch.manual_seed(0)
     torch.testing.assert_close(logits, s.predict(model, x, T=5))
@@ -130,7 +131,7 @@ def test_mac_counts_and_event_rates_by_hand():
     assert conv_macs(4, 4, (3, 3), (2, 2), groups=4) == 4 * 4 * 9
     assert linear_macs(10, 5) == 50
     assert event_rate(torch.tensor([0.0, 1.0, -1.0, 0.0])) == 0.5
-    assert event_rate(torch.tensor([0.25, 0.5, 0.0, 0.0])) == 0.1875  # pooled spikes: mean of |x|
+    assert event_rate(torch.tensor([0.25, 0.5, 0.0, 0.0]), amplitude=1.0) == 0.1875  # pooled spikes: mean of |x|
     assert event_rate(torch.tensor([0.3, 0.7])) is None  # real values: dense
 
 

@@ -30,9 +30,9 @@ from torch import nn
 
 from snnplug.errors import SnnplugError
 
-from .bn_stats import BNStats
-from .neuron import DSRNode
-from .spike_bits import SpikeBits
+from snnplug_dsr.bn_stats import BNStats
+from snnplug_dsr.neuron import DSRNode
+from snnplug_dsr.spike_bits import SpikeBits
 
 DEFAULT_CHUNK = 4
 """Steps per chunk when none is given: large enough for efficient layers, small enough for memory."""

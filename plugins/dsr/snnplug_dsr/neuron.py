@@ -25,7 +25,7 @@ from snnplug import kernels
 from snnplug.checks import as_float, as_steps, check_sequence
 from snnplug.errors import ShapeError, SnnplugError, TimeStepError
 
-from . import functional as F
+from snnplug_dsr import functional as F
 
 
 def _fused(x: torch.Tensor, name: str) -> Any:

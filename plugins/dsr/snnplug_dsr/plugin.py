@@ -37,6 +37,14 @@ def dsr_lif(T: int = 20, **kw: Any) -> Any:
     return DSRLIFNode(T=T, **kw)
 
 
+def dsr_if_spikingjelly(ours: Any, T: int) -> Any:
+    """SpikingJelly's ``neuron.DSRIFNode`` with the threshold and alpha of our DSR-IF ``ours``
+    (``snnplug compare`` checks the two against each other)."""
+    from snnplug.backends.spikingjelly import sj
+
+    return sj().neuron.DSRIFNode(T=T, v_threshold=float(ours.v_threshold.detach()), alpha=ours.alpha, step_mode="m")
+
+
 def dsr_strategy(**kw: Any) -> Any:
     """DSR training strategy (Meng et al., CVPR 2022): spiking forward, backward on the spike
     representation ``a_l = clamp(W_l a_{l-1}, 0, Vth_l)`` in one T-independent pass; rate
@@ -53,7 +61,8 @@ def dsr_strategy(**kw: Any) -> Any:
 def snnplug_neurons() -> list[NeuronPlugin]:
     return [
         NeuronPlugin(name="dsr-if", factory=dsr_if, paper=PAPER, replaces=("IFNode", "LIFNode"),
-                     summary="IF with alpha firing rule and trainable threshold; gradient via the rate"),
+                     summary="IF with alpha firing rule and trainable threshold; gradient via the rate",
+                     reference=dsr_if_spikingjelly, reference_kwargs={"v_threshold": 6.0, "alpha": 0.5}),
         NeuronPlugin(name="dsr-lif", factory=dsr_lif, paper=PAPER, replaces=("IFNode", "LIFNode"),
                      summary="LIF (tau, dt) with alpha firing rule; gradient via the weighted rate"),
     ]
@@ -61,5 +70,5 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="dsr", factory=dsr_strategy, paper=PAPER,
+    return [StrategyPlugin(name="dsr", factory=dsr_strategy, paper=PAPER, in_default_run=True,
                            summary="DSR: spiking forward, T-independent representation backward")]

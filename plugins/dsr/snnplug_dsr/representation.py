@@ -41,9 +41,9 @@ from snnplug.backends.spikingjelly import reset
 from snnplug.checks import check_sequence
 from snnplug.errors import SnnplugError, TimeStepError, UnsupportedModuleError
 
-from .bn_stats import BNStats
-from .layerwise import DEFAULT_CHUNK, chain_of, simulate_chain
-from .neuron import DSRNode, Record
+from snnplug_dsr.bn_stats import BNStats
+from snnplug_dsr.layerwise import DEFAULT_CHUNK, chain_of, simulate_chain
+from snnplug_dsr.neuron import DSRNode, Record
 
 TIME_LINEAR: tuple[type[nn.Module], ...] = (
     nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,

@@ -25,10 +25,10 @@ from snnplug.checks import as_float, as_steps
 from snnplug.errors import SnnplugError, TimeStepError
 from snnplug.strategies import OptimConfig, Strategy
 
-from . import presets
-from .neuron import DSRIFNode, DSRLIFNode, DSRNode
-from .representation import dsr_neurons, representation_forward, unsupported_modules
-from .thresholds import param_groups, threshold_l2
+from snnplug_dsr import presets
+from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode, DSRNode
+from snnplug_dsr.representation import dsr_neurons, representation_forward, unsupported_modules
+from snnplug_dsr.thresholds import param_groups, threshold_l2
 
 NEURONS = {"if": DSRIFNode, "lif": DSRLIFNode}
 BACKWARDS = ("auto", "representation", "per-step")
@@ -69,14 +69,14 @@ class DSRStrategy(Strategy):
     name = "dsr"
     default_epochs = 200
 
-    def __init__(self, *, T: int = 20, neuron: str = "if", backward: str = "auto",
+    def __init__(self, *, T: int = 20, frames: bool = False, neuron: str = "if", backward: str = "auto",
                  chunk: int | None = None, threshold_l2: float = presets.THRESHOLD_L2,
                  threshold_lr_scale: float = 1.0,
                  optimizer: str = "sgd", lr: float | None = None,
                  weight_decay: float = presets.SGD["weight_decay"],
                  neuron_kwargs: dict[str, Any] | None = None, channels: Sequence[int] = (32, 64),
                  hidden: int = 128, norm: bool = True, spike_output: bool = True) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         if neuron not in NEURONS:
             raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {neuron!r}")
         if backward not in BACKWARDS:
@@ -104,7 +104,8 @@ class DSRStrategy(Strategy):
         self._warned = False
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "neuron": self.neuron, "backward": self.backward, "chunk": self.chunk,
+        return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "backward": self.backward,
+                "chunk": self.chunk,
                 "threshold_l2": self.threshold_l2, "threshold_lr_scale": self.threshold_lr_scale,
                 "optimizer": self.optimizer, "lr": self.lr,
                 "weight_decay": self.weight_decay, "neuron_kwargs": dict(self.neuron_kwargs),
@@ -112,7 +113,7 @@ class DSRStrategy(Strategy):
                 "spike_output": self.spike_output}
 
     # -- construction ------------------------------------------------------------------------------
-    def make_neuron(self) -> DSRNode:
+    def make_node(self) -> DSRNode:
         return NEURONS[self.neuron](T=self.T, **self.neuron_kwargs)
 
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -121,15 +122,15 @@ class DSRStrategy(Strategy):
         from snnplug.models import convnet, mlp
 
         if len(input_shape) == 3:
-            net = convnet(input_shape, num_classes, neuron=self.make_neuron, channels=self.channels,
+            net = convnet(input_shape, num_classes, node=self.make_node, channels=self.channels,
                           hidden=self.hidden, norm=self.norm)
         else:
             size = 1
             for s in input_shape:
                 size *= int(s)
-            net = mlp(size, num_classes, hidden=(self.hidden,), neuron=self.make_neuron)
+            net = mlp(size, num_classes, hidden=(self.hidden,), node=self.make_node)
         if self.spike_output:
-            net.append(self.make_neuron())
+            net.append(self.make_node())
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .ann import ClampAct
-from .neuron import DSRNode
+from snnplug_dsr.ann import ClampAct
+from snnplug_dsr.neuron import DSRNode
 
 
 def threshold_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -41,7 +41,7 @@ def test_spike_bits_round_trip_in_ragged_chunks(T):
 def _net(kind: str, T: int, norm: bool, spiking_out: bool) -> nn.Sequential:
     torch.manual_seed(0)
     make = (lambda: DSRIFNode(T=T, v_threshold=1.0)) if kind == "if" else (lambda: DSRLIFNode(T=T))
-    net = convnet((1, 8, 8), 5, neuron=make, channels=(3, 4), hidden=8, norm=norm)
+    net = convnet((1, 8, 8), 5, node=make, channels=(3, 4), hidden=8, norm=norm)
     if spiking_out:
         net.append(make())
     return net.double()

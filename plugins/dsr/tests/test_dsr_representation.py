@@ -20,7 +20,7 @@ T = 6
 def _net(kind: str, norm: bool) -> torch.nn.Sequential:
     torch.manual_seed(0)
     make = (lambda: DSRIFNode(T=T, v_threshold=1.0)) if kind == "if" else (lambda: DSRLIFNode(T=T))
-    net = convnet((1, 8, 8), 5, neuron=make, channels=(3, 4), hidden=8, norm=norm)
+    net = convnet((1, 8, 8), 5, node=make, channels=(3, 4), hidden=8, norm=norm)
     net.append(make())
     return net.double()
 

@@ -70,7 +70,7 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="noise", factory=noise_strategy, paper=PAPER,
+    return [StrategyPlugin(name="noise", factory=noise_strategy, paper=PAPER, in_default_run=True,
                            summary="single-step (T=1) training with membrane noise; MSE, Adam")]
 
 

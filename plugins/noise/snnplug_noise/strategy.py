@@ -41,13 +41,13 @@ class NoiseStrategy(Strategy):
     #: few-epoch runs (``snnplug run``): the paper's lr 1e-4 is tuned for 200 epochs
     quick_overrides: dict[str, Any] = {"lr": 1e-3}
 
-    def __init__(self, *, T: int = 1, lr: float = 1e-4, noise: str = "gaussian",
+    def __init__(self, *, T: int = 1, frames: bool = False, lr: float = 1e-4, noise: str = "gaussian",
                  noise_low: float = 0.0, noise_high: float = 1.0, noise_std: float | None = None,
                  decay: float = 0.5, v_threshold: float = 1.0, surrogate_a: float = PAPER_A,
                  hidden: int = 512, pool: int = 2, eval_stage: int = 3, eval_T: int = 10,
                  alpha: float = 4.0, beta: float = 0.5, seed: int = 0,
                  restart_epochs: int = 100) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
         self.lr = as_float("lr", lr, positive=True)
         self.hidden = _pos_int("hidden", hidden)
         self.pool = _pos_int("pool", pool)
@@ -66,13 +66,18 @@ class NoiseStrategy(Strategy):
             alpha=alpha, beta=beta)
         NoisyLIFNode(**self._neuron_kw)  # validate the neuron settings now, not at build time
 
+    @property
+    def inference_T(self) -> int:
+        """Trained at ``T`` (1), evaluated at ``eval_T`` (10)."""
+        return max(self.T, self.eval_T)
+
     # -- construction ----------------------------------------------------------------
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "lr": self.lr, **self._neuron_kw, "hidden": self.hidden,
+        return {"T": self.T, "frames": self.frames, "lr": self.lr, **self._neuron_kw, "hidden": self.hidden,
                 "pool": self.pool, "eval_stage": self.eval_stage, "eval_T": self.eval_T,
                 "seed": self.seed, "restart_epochs": self.restart_epochs}
 
-    def neuron(self) -> NoisyLIFNode:
+    def make_node(self) -> NoisyLIFNode:
         """A stage-1 noisy LIF neuron with this strategy's settings (any sequence length)."""
         return NoisyLIFNode(**self._neuron_kw)
 
@@ -94,8 +99,8 @@ class NoiseStrategy(Strategy):
         else:
             raise ShapeError(f"strategy 'noise' builds a net for (C, H, W) or (F,) inputs, got {shape}")
         net = mlp(size, _pos_int("num_classes", num_classes), hidden=(self.hidden,),
-                  neuron=self.neuron, pool=pool)
-        net.append(self.neuron())
+                  node=self.make_node, pool=pool)
+        net.append(self.make_node())
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -107,19 +112,10 @@ class NoiseStrategy(Strategy):
         return apply(model, neuron="noise-lif", neuron_kwargs={**self._neuron_kw, "T": None})
 
     def optim_config(self) -> OptimConfig:
-        return OptimConfig(name="adam", lr=self.lr, weight_decay=0.0, schedule="cosine-warm-restarts")
-
-    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
-                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """Adam (lr 1e-4) and cosine annealing with warm restarts every ``restart_epochs``
-        epochs (paper: 100), stepped once per batch."""
-        cfg = self.optim_config()
-        if lr is not None:
-            cfg.lr = as_float("lr", lr, positive=True)
-        opt = torch.optim.Adam(self.param_groups(model, cfg), lr=cfg.lr)
-        t0 = max(1, self.restart_epochs * _pos_int("steps_per_epoch", steps_per_epoch))
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=t0)
-        return opt, sched
+        """Adam (lr 1e-4) and cosine annealing with warm restarts every ``restart_epochs`` epochs
+        (paper: 100), stepped once per batch."""
+        return OptimConfig(name="adam", lr=self.lr, weight_decay=0.0, schedule="cosine-warm-restarts",
+                           restart_epochs=self.restart_epochs)
 
     # -- running -----------------------------------------------------------------------
     def _require_nodes(self, model: nn.Module) -> None:

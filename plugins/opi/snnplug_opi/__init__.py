@@ -2,7 +2,10 @@
 
 Public API (loaded lazily; importing the package is cheap)::
 
-    from snnplug_opi import ClipReLU, OPIIFNode, OPIRecipe, OPISpikingNet, anytime_accuracy, convert
+    from snnplug_opi import ClipReLU, OPIIFNode, OPIRecipe, OPISpikingNet, convert
+
+Accuracy after every step of a converted network: ``snnplug.engine.anytime_accuracy(
+snnplug.engine.direct_anytime(snn, T), loader)``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ _EXPORTS = {
     "OPIRecipe": "snnplug_opi.recipe",
     "OPISpikingNet": "snnplug_opi.network",
     "SpikingActivation": "snnplug_opi.network",
-    "anytime_accuracy": "snnplug_opi.network",
     "convert": "snnplug_opi.converter",
     "OPIANNStrategy": "snnplug_opi.strategy",
 }

@@ -11,7 +11,6 @@ Stateless layers see ``[T·B, ...]`` and so compute each step exactly as the ANN
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -105,6 +104,7 @@ class OPISpikingNet(nn.Module, StepModule):
         with direct input: ``[T, B, C]``, row ``t-1`` = mean of the outputs of steps 1..t."""
         from snnplug.backends.spikingjelly import reset
         from snnplug.data.encoders import direct
+        from snnplug.engine.evaluate import running_mean
 
         steps = self.T if T is None else as_steps("T", T)
         if self.step_mode != "m":
@@ -112,44 +112,9 @@ class OPISpikingNet(nn.Module, StepModule):
         reset(self)
         out = self(direct(x, steps))
         reset(self)
-        t = torch.arange(1, steps + 1, device=out.device, dtype=out.dtype)
-        return out.cumsum(0) / t.view(-1, *([1] * (out.dim() - 1)))
+        return running_mean(out)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Logits ``[B, C]``: mean output over ``T`` steps of direct input."""
         return self.predict_anytime(x, T)[-1]
-
-
-def anytime_accuracy(snn: nn.Module, data: Iterable[Any], T: int, *,
-                     device: torch.device | str | None = None,
-                     steps_per_call: int | None = None) -> list[float]:
-    """Accuracy after every step ``t = 1..T`` (list of T floats) from one ``T``-step simulation
-    per batch. ``snn`` maps ``[T, B, ...] -> [T, B, C]`` (any SpikingJelly multi-step model);
-    ``data`` yields ``(x, y)`` with static ``x [B, ...]`` (direct input). ``steps_per_call``
-    feeds the simulation in slices of that many steps (the state carries over between calls, so
-    the result is the same) to bound memory; default: all ``T`` at once."""
-    from snnplug.backends.spikingjelly import reset
-    from snnplug.data.encoders import direct
-
-    T = as_steps("T", T)
-    if steps_per_call is not None:
-        as_steps("steps_per_call", steps_per_call)
-    correct = torch.zeros(T, dtype=torch.long)
-    total = 0
-    with torch.no_grad():
-        for x, y, *_ in data:
-            if device is not None:
-                x, y = x.to(device), y.to(device)
-            reset(snn)
-            chunk = T if steps_per_call is None else steps_per_call
-            out = torch.cat([snn(direct(x, min(chunk, T - t0)).contiguous()) for t0 in range(0, T, chunk)])
-            reset(snn)
-            if out.dim() != 3 or out.shape[0] != T:
-                raise ShapeError(f"expected [T={T}, B, C] from the SNN, got {tuple(out.shape)}")
-            pred = out.cumsum(0).argmax(-1)  # argmax of the cumulative mean = of the cumulative sum
-            correct += (pred == y.view(1, -1)).sum(1).cpu()
-            total += y.numel()
-    if total == 0:
-        raise ValueError("anytime_accuracy got no data")
-    return (correct.double() / total).tolist()

@@ -43,7 +43,7 @@ neuron_from_module.__doc__ = """Replace a soft-reset SpikingJelly IFNode by the 
 and ``v(0) = v_init·θ`` (default ½; Bu et al., AAAI 2022)."""
 strategy_factory.__doc__ = r"""Strategy ``opi-ann`` (Bu et al., AAAI 2022, Alg. 1): train an ANN with
 ``a = clip(z, 0, λ_l)`` (trainable λ_l, init 4, projected ≥ 1e-3) and average pooling; SGD lr 0.1,
-momentum 0.9, wd 5e-4 (λ: 1e-3). ``predict(model, x, T=t)`` evaluates the OPI-converted SNN."""
+momentum 0.9, wd 5e-4 (λ: 1e-3). ``predict(model, x, T=t)`` evaluates the OPI-converted SNN, ``ann_logits`` the ANN."""
 converter_factory.__doc__ = r"""OPI conversion (Bu et al., AAAI 2022): copy weights (fold BN), θ_l = λ_l (or a
 calibrated 99.9th percentile for plain ReLUs), IF with soft reset ``v_t = v_{t-1} + W x_t + b − θ s_t``,
 ``s_t = 1[v ≥ θ]``, ``v_0 = v_init·θ`` (½), direct input, mean output. ``[T,B,...] -> [T,B,classes]``.
@@ -59,7 +59,7 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
-    return [StrategyPlugin(name="opi-ann", factory=strategy_factory, paper=PAPER,
+    return [StrategyPlugin(name="opi-ann", factory=strategy_factory, paper=PAPER, in_default_run=True,
                            summary="train a clip(x, 0, λ) ANN (trainable λ, avg pooling) for OPI conversion")]
 
 

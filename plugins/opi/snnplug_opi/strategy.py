@@ -1,9 +1,9 @@
 """Strategy ``opi-ann``: train the clip-ANN that OPI converts (Bu et al., AAAI 2022, Alg. 1 l.1-16).
 
-The model is an ANN (``is_snn = False``) taking ``[B, ...]``: ReLUs are ``clip(x, 0, λ_l)`` with a
-trainable λ_l per layer, max pooling is average pooling. ``predict(model, x)`` gives the ANN's
-logits; ``predict(model, x, T=t)`` and ``predict_anytime`` give the *converted* SNN's (θ = λ,
-v(0) = v_init·θ), so a trainer that reports accuracy against T reports the SNN's.
+The model is an ANN taking ``[B, ...]``: ReLUs are ``clip(x, 0, λ_l)`` with a trainable λ_l per
+layer, max pooling is average pooling. ``loss`` and :meth:`~OPIANNStrategy.ann_logits` run the
+ANN; ``forward``/``predict``/``predict_anytime`` always run the network that is deployed, the
+*converted* SNN (θ = λ, v(0) = v_init·θ), so accuracy against T is the SNN's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snnplug.checks import as_float, as_steps
@@ -42,12 +43,15 @@ class OPIANNStrategy(Strategy):
     """Train a clipped-ReLU ANN for OPI conversion. See :func:`make_strategy`."""
 
     name = "opi-ann"
-    is_snn = False
     default_epochs = 10
+    #: ``snnplug run`` (:class:`snnplug.strategies.Reporting`): the paper's settings suit short runs
+    quick_overrides: dict[str, Any] = {}
 
-    def __init__(self, *, T: int = 16, init_upper: float = 4.0, min_upper: float = 1e-3,
+    def __init__(self, *, T: int = 16, frames: bool = False, init_upper: float = 4.0, min_upper: float = 1e-3,
                  upper_weight_decay: float = 1e-3, v_init: float = 0.5) -> None:
-        super().__init__(T=T)
+        super().__init__(T=T, frames=frames)
+        if frames:
+            raise SnnplugError("opi-ann trains an ANN on static images [B, ...]; event frames are not supported")
         self.init_upper = as_float("init_upper", init_upper, positive=True)
         self.min_upper = as_float("min_upper", min_upper, positive=True)
         self.upper_weight_decay = as_float("upper_weight_decay", upper_weight_decay, lo=0.0)
@@ -55,7 +59,7 @@ class OPIANNStrategy(Strategy):
         self._snn_cache: tuple[Any, nn.Module] | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"T": self.T, "init_upper": self.init_upper, "min_upper": self.min_upper,
+        return {"T": self.T, "frames": self.frames, "init_upper": self.init_upper, "min_upper": self.min_upper,
                 "upper_weight_decay": self.upper_weight_decay, "v_init": self.v_init}
 
     def _clip(self) -> ClipReLU:
@@ -104,19 +108,21 @@ class OPIANNStrategy(Strategy):
             groups.append({"params": uppers, "weight_decay": self.upper_weight_decay})
         return groups
 
-    # -- running (an ANN on [B, ...]) -------------------------------------------------------
+    # -- running: the ANN for training, the converted SNN for inference --------------------
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
         raise SnnplugError("opi-ann trains an ANN on static batches [B, ...]; it has no encoder")
 
-    def forward(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
-        """ANN logits ``[B, C]`` when ``T`` is None; with ``T``, the converted SNN's (mean of T steps).
+    def ann_logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The ANN's logits ``[B, C]`` (what ``loss`` trains)."""
+        return model(x)
 
-        The inherited ``loss`` therefore trains the ANN, and ``predict(model, x, T=t)`` reports the SNN.
-        """
-        if self.frames_input:
-            raise SnnplugError("opi-ann trains an ANN on static images; event frames are not supported")
-        if T is None:
-            return model(x)
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of the ANN's logits."""
+        logits = self.ann_logits(model, x)
+        return F.cross_entropy(logits, y), logits
+
+    def forward(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
+        """The converted SNN's logits ``[B, C]``: mean output over ``T`` steps (default ``self.T``)."""
         return self.predict_anytime(model, x, T)[-1]
 
     def to_snn(self, model: nn.Module, T: int | None = None, **kw: Any) -> nn.Module:
@@ -148,7 +154,7 @@ class OPIANNStrategy(Strategy):
                 out = self.to_snn(model, v_init=c).predict_anytime(x, self.T)
             curves[label] = (out.argmax(-1) == y).float().mean(1).tolist()
         with torch.no_grad():
-            ann = float((self.predict(model, x).argmax(-1) == y).float().mean())
+            ann = float((self.ann_logits(model, x).argmax(-1) == y).float().mean())
         curves["ANN"] = [ann] * self.T
         return {"anytime accuracy": curves}
 
@@ -165,6 +171,6 @@ def make_strategy(**kw: Any) -> OPIANNStrategy:
     Activation ``a_l = clip(W_l a_{l-1} + b_l, 0, λ_l)`` with trainable λ_l (init ``init_upper=4``,
     projected onto ``[min_upper, ∞)`` before each training forward), average pooling; SGD lr 0.1,
     momentum 0.9, wd 5e-4 (λ: ``upper_weight_decay=1e-3``), cosine schedule. ``T=16``/``v_init=0.5``
-    configure the SNN that ``predict(..., T=t)`` / ``predict_anytime`` / ``to_snn`` convert to.
+    configure the SNN that ``predict`` / ``predict_anytime`` / ``to_snn`` run; ``ann_logits`` runs the ANN.
     """
     return OPIANNStrategy(**kw)

@@ -10,7 +10,8 @@ from torch import nn
 
 import snnplug
 from snnplug.errors import ShapeError, SnnplugError, UnsupportedModuleError
-from snnplug_opi import ClipReLU, OPIIFNode, anytime_accuracy
+from snnplug.engine import anytime_accuracy, direct_anytime
+from snnplug_opi import ClipReLU, OPIIFNode
 from snnplug_opi.network import SpikingActivation
 
 
@@ -96,8 +97,8 @@ def test_anytime_equals_separate_simulations() -> None:
     x = torch.rand(20, 1, 8, 8)
     y = torch.randint(0, 4, (20,))
     snn = snnplug.convert(ann, "opi", T=12)
-    acc = anytime_accuracy(snn, [(x[:10], y[:10]), (x[10:], y[10:])], 12)
-    assert anytime_accuracy(snn, [(x[:10], y[:10]), (x[10:], y[10:])], 12, steps_per_call=5) == acc
+    acc = anytime_accuracy(direct_anytime(snn, 12), [(x[:10], y[:10]), (x[10:], y[10:])])
+    assert anytime_accuracy(direct_anytime(snn, 12, steps_per_call=5), [(x[:10], y[:10]), (x[10:], y[10:])]) == acc
     for t in (1, 5, 12):
         logits = snn.predict(x, t)
         assert acc[t - 1] == pytest.approx((logits.argmax(1) == y).float().mean().item())

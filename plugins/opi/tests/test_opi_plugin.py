@@ -45,7 +45,7 @@ def test_docs_example_runs() -> None:
     """The snippet of docs/opi.md ("Quick start"), on a digits subset, one short epoch."""
     torch.set_num_threads(1)
     from snnplug.data import load_dataset, make_loaders
-    from snnplug_opi import anytime_accuracy
+    from snnplug.engine import anytime_accuracy, direct_anytime
 
     bundle = load_dataset("digits", limit=256)
     train_loader, test_loader = make_loaders(bundle, batch_size=64)
@@ -58,7 +58,7 @@ def test_docs_example_runs() -> None:
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()  # noqa: E702
 
     snn = snnplug.convert(ann.eval(), "opi", T=16)               # θ = λ, v(0) = θ/2
-    acc = anytime_accuracy(snn, test_loader, T=16)               # accuracy after t = 1..16 steps
+    acc = anytime_accuracy(direct_anytime(snn, T=16), test_loader)  # accuracy after t = 1..16 steps
     assert len(acc) == 16 and all(0.0 <= a <= 1.0 for a in acc)
 
     # the same conversion through SpikingJelly's own ann2snn.Converter

@@ -78,14 +78,14 @@ def test_build_model_and_param_groups() -> None:
 def test_loss_predict_and_snn_predict() -> None:
     torch.manual_seed(0)
     s = snnplug.strategy("opi-ann", T=8)
-    assert s.is_snn is False
     model = s.build_model((1, 8, 8), 4)
     x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 4, (6,))
     loss, logits = s.loss(model, x, y)
     torch.testing.assert_close(loss, F.cross_entropy(model(x), y))
     model.eval()
-    torch.testing.assert_close(s.predict(model, x), model(x))
+    torch.testing.assert_close(s.ann_logits(model, x), model(x))
     snn = s.to_snn(model)
+    torch.testing.assert_close(s.predict(model, x), snn.predict(x, 8))  # default: the strategy's T
     torch.testing.assert_close(s.predict(model, x, T=5), snn.predict(x, 5))
     assert s.predict_anytime(model, x, T=5).shape == (5, 6, 4)
     assert s.to_snn(model) is snn  # cached while the weights are unchanged
@@ -152,16 +152,16 @@ def test_opi_neuron_built_for_T_refuses_longer_sequences():
 
 def test_spike_metrics_see_the_converted_neurons():
     import snnplug
-    from snnplug.engine.metrics import record_spikes
+    from snnplug.engine.energy import record_energy
 
     torch.manual_seed(0)
     s = snnplug.strategy("opi-ann", T=8)
     model = s.build_model((1, 8, 8), 10).eval()
     x = torch.rand(4, 1, 8, 8)
     snn = s.inference_model(model)
-    with torch.no_grad(), record_spikes(snn, batch=4) as rep:
+    with torch.no_grad(), record_energy(snn, batch=4, steps=8) as rep:
         s.predict(model, x, T=8)
-    rates = rep.spike_rates()
+    rates = rep.spike_rates
     assert len(rates) == len(snn.neurons()) and all(0.0 <= r <= 1.0 for r in rates.values())
     first = snn.neurons()[0]
     # the first layer's rate equals its own spike count over the simulation (independent recount)

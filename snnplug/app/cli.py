@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from snnplug.errors import SnnplugError
+from snnplug.errors import ShapeError, SnnplugError
 
 
 def _ints(text: str) -> list[int]:
@@ -89,8 +89,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from snnplug.engine.seed import seed_everything
 
     torch.set_num_threads(args.threads) if args.threads else None
-    strategy = snnplug.strategy(args.strategy, **_strategy_kwargs(args))
-    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=getattr(strategy, "T", None))
+    kw = _strategy_kwargs(args)
+    steps = snnplug.strategy(args.strategy, **kw).T  # frames per sample for event datasets
+    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=steps)
+    strategy = snnplug.strategy(args.strategy, **kw, frames=bundle.frames)
     seed_everything(args.seed)
     model = strategy.build_model(bundle.input_shape, bundle.num_classes)
     out = Path(args.out or f"runs/{args.strategy}")
@@ -99,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       device=args.device, eval_T=args.eval_T, out_dir=out, resume=args.resume,
                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
     if args.distributed:
-        from snnplug.engine.distributed import train_distributed
+        from snnplug.engine import train_distributed
 
         result = train_distributed(strategy, model, bundle, cfg)
     else:
@@ -130,8 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from snnplug.engine import evaluate
 
     strategy, model, state, ds = _load_trained(args.checkpoint)
-    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit)
-    strategy.frames_input = bundle.frames
+    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit, T=strategy.T)
+    if bundle.frames != strategy.frames:
+        raise ShapeError(f"{args.checkpoint} was trained on {'event frames' if strategy.frames else 'static images'}"
+                         f" but dataset {bundle.name!r} gives {'event frames' if bundle.frames else 'static images'}")
     _, test = make_loaders(bundle)
     accs = evaluate(strategy, model, test, args.T, args.device)
     _print_table(f"{state['strategy']} on {bundle.name}", ["T", "accuracy"], [[t, a] for t, a in accs.items()])
@@ -152,19 +156,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if snnplug.get_registry().get("converter", args.method).calibrates:
         kw.setdefault("calibration", train_loader)
     snn = snnplug.convert(model, args.method, T=T, **kw)
-    from snnplug.backends.spikingjelly import reset
-    from snnplug.data.encoders import direct
+    from snnplug.engine import anytime_accuracy, direct_anytime
 
-    correct = torch.zeros(T)
-    total = 0
-    with torch.no_grad():
-        for x, y in test_loader:
-            reset(snn)
-            out = snn(direct(x, T))
-            cum = out.cumsum(0)  # argmax of the cumulative sum = argmax of the running mean
-            correct += (cum.argmax(-1) == y.unsqueeze(0)).float().sum(1)
-            total += len(y)
-    accs = {t: float(correct[t - 1]) / total for t in sorted(set(args.T))}
+    curve = anytime_accuracy(direct_anytime(snn, T), test_loader)
+    accs = {t: curve[t - 1] for t in sorted(set(args.T))}
     _print_table(f"{args.method}: {state['strategy']} -> SNN on {bundle.name}", ["T", "accuracy"],
                  [[t, a] for t, a in accs.items()])
     if args.out:
@@ -176,13 +171,13 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from snnplug import compare as cmp
+    from snnplug.app import compare as cmp
 
     return cmp.main(args.rest)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from snnplug import run as run_mod
+    from snnplug.app import run as run_mod
 
     return run_mod.main(args.rest)
 

@@ -124,29 +124,40 @@ def layer_spikes(snn_net: nn.Module, sj_net: nn.Module, x_seq: torch.Tensor
 
 # -- the framework comparison ------------------------------------------------------------------
 
-def _train_snntorch(net: nn.Module, loader: Any, T: int, epochs: int, lr: float, device: torch.device) -> None:
-    from snnplug.adapters.snntorch import run
+def _accuracy(anytime: Callable[[torch.Tensor], torch.Tensor], loader: Any, device: torch.device) -> float:
+    from snnplug.engine import anytime_accuracy
 
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    net.train()
-    for _ in range(epochs):
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            loss = F.cross_entropy(_first(run(net, _direct(x, T))).sum(0), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    return anytime_accuracy(anytime, loader, device=device)[-1]
 
 
-def _accuracy(forward: Callable[[torch.Tensor], torch.Tensor], loader: Any, T: int, device: torch.device) -> float:
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            x, y = x.to(device), y.to(device)
-            counts = _first(forward(_direct(x, T))).sum(0)
-            correct += int((counts.argmax(-1) == y).sum())
-            total += int(y.numel())
-    return correct / max(1, total)
+def _spike_mismatches(snn_net: nn.Module, sj_net: nn.Module, loader: Any, T: int,
+                      dev: torch.device) -> tuple[int, int, list[int] | None]:
+    """(mismatching spikes, spikes compared, mismatches per layer) over ``loader``."""
+    mismatches = total = 0
+    per_layer = None
+    for x, _ in loader:
+        sa, sb = layer_spikes(snn_net, sj_net, _direct(x.to(dev), T))
+        diffs = [int((a != b).sum()) for a, b in zip(sa, sb, strict=True)]
+        per_layer = diffs if per_layer is None else [p + d for p, d in zip(per_layer, diffs, strict=True)]
+        mismatches += sum(diffs)
+        total += sum(a.numel() for a in sa)
+    return mismatches, total, per_layer
+
+
+def _max_rel_grad_diff(snn_net: nn.Module, sj_net: nn.Module, step_snn: Callable[[], None],
+                       step_sj: Callable[[], None]) -> float:
+    """Largest gradient difference of paired parameters after one step each, relative to the
+    largest snnTorch gradient of that parameter."""
+    from snnplug.adapters.snntorch import parameter_pairs
+
+    step_snn()
+    step_sj()
+    grad_err = 0.0
+    for _, p, q in parameter_pairs(snn_net, sj_net):
+        if p.grad is not None and q.grad is not None:
+            scale = float(p.grad.abs().max()) or 1.0
+            grad_err = max(grad_err, float((p.grad - q.grad).abs().max()) / scale)
+    return grad_err
 
 
 def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32,
@@ -154,9 +165,11 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
                        seed: int = 0, repeats: int = 3, layers: str = "vectorized",
                        device: str = "cpu") -> dict[str, Any]:
     """snnTorch loop vs the converted SpikingJelly model on one dataset (see the module doc)."""
-    from snnplug.adapters.snntorch import parameter_pairs, run, to_spikingjelly
+    from snnplug.adapters.snntorch import SnnTorchLoop, run, to_spikingjelly
     from snnplug.backends.spikingjelly import reset
     from snnplug.data import load_dataset, make_loaders
+    from snnplug.engine import TrainConfig, train
+    from snnplug.engine.evaluate import running_mean
 
     T = as_steps("T", T)
     dev = torch.device(device)
@@ -164,8 +177,9 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
     bundle = load_dataset(dataset, limit=limit)
     train_loader, test_loader = make_loaders(bundle, batch_size, seed=seed)
     snn_net = (model if model is not None else default_snntorch_model(bundle.input_shape, bundle.num_classes)).to(dev)
-    if epochs > 0:
-        _train_snntorch(snn_net, train_loader, T, epochs, lr, dev)
+    if epochs > 0:  # snnTorch's own time loop, driven by snnplug's engine
+        train(SnnTorchLoop(T=T, lr=lr), snn_net, train_loader,
+              TrainConfig(epochs=epochs, seed=None, device=str(dev), progress=False))
     snn_net.eval()
     sj_net = to_spikingjelly(snn_net, layers=layers).to(dev)
 
@@ -173,17 +187,10 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
         reset(sj_net)
         return sj_net(x_seq)
 
-    # accuracy and spikes of every layer on the whole test set
-    acc_a = _accuracy(lambda xs: run(snn_net, xs), test_loader, T, dev)
-    acc_b = _accuracy(sj_forward, test_loader, T, dev)
-    mismatches = total = 0
-    per_layer = None
-    for x, _ in test_loader:
-        sa, sb = layer_spikes(snn_net, sj_net, _direct(x.to(dev), T))
-        diffs = [int((a != b).sum()) for a, b in zip(sa, sb, strict=True)]
-        per_layer = diffs if per_layer is None else [p + d for p, d in zip(per_layer, diffs, strict=True)]
-        mismatches += sum(diffs)
-        total += sum(a.numel() for a in sa)
+    # accuracy (spike counts, from the running mean of one simulation) and spikes of every layer
+    acc_a = _accuracy(lambda x: running_mean(_first(run(snn_net, _direct(x, T)))), test_loader, dev)
+    acc_b = _accuracy(lambda x: running_mean(_first(sj_forward(_direct(x, T)))), test_loader, dev)
+    mismatches, total, per_layer = _spike_mismatches(snn_net, sj_net, test_loader, T, dev)
 
     # gradients and speed on one training batch
     x, y = next(iter(train_loader))
@@ -199,13 +206,7 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
         sj_net.zero_grad(set_to_none=True)
         F.cross_entropy(_first(sj_forward(x_seq)).sum(0), y).backward()
 
-    step_snn()
-    step_sj()
-    grad_err = 0.0
-    for _, p, q in parameter_pairs(snn_net, sj_net):
-        if p.grad is not None and q.grad is not None:
-            scale = float(p.grad.abs().max()) or 1.0
-            grad_err = max(grad_err, float((p.grad - q.grad).abs().max()) / scale)
+    grad_err = _max_rel_grad_diff(snn_net, sj_net, step_snn, step_sj)
     t_a, t_b = best_time(step_snn, repeats), best_time(step_sj, repeats)
     mem_a, mem_b = memory_bytes(step_snn, dev), memory_bytes(step_sj, dev)
     return {
@@ -258,17 +259,47 @@ def _method_row(name: str, ours: nn.Module, theirs: nn.Module, x_seq: torch.Tens
             "max_abs_output_diff": float((out_a - out_b).abs().max())}
 
 
+def _public_name(cls: type) -> str:
+    """``neuron.DSRIFNode`` / ``layer.BatchNormThroughTime2d``: where SpikingJelly exports it."""
+    from snnplug.backends.spikingjelly import sj
+
+    for ns in ("neuron", "layer"):
+        if getattr(getattr(sj(), ns), cls.__name__, None) is cls:
+            return f"{ns}.{cls.__name__}"
+    return cls.__name__
+
+
+def _reference_pair(rec: Any, base: nn.Module, T: int) -> tuple[nn.Module, nn.Module, str]:
+    """(ours, theirs, SpikingJelly class): ``base`` with the plugin applied, and ``base`` with
+    SpikingJelly's implementation (``rec.reference``) at every module the plugin replaced."""
+    import snnplug
+
+    ours = snnplug.apply(base, **{rec.family: rec.name}, T=T, **rec.reference_kwargs)
+    theirs = copy.deepcopy(base)
+    names: list[str] = []
+    done: list[str] = []  # replaced paths (their submodules are not compared)
+    for path, old in base.named_modules():
+        if not path or any(path.startswith(d + ".") for d in done):
+            continue
+        new = ours.get_submodule(path)
+        if type(new) is not type(old):
+            done.append(path)
+            ref = rec.reference(new, T)
+            parent, _, leaf = path.rpartition(".")
+            setattr(theirs.get_submodule(parent) if parent else theirs, leaf, ref)
+            names.append(_public_name(type(ref)))
+    return ours, theirs, names[0] if names else "(nothing replaced)"
+
+
 def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats: int = 3,
                     device: str = "cpu") -> list[dict[str, Any]]:
-    """snnplug DSR vs SpikingJelly ``DSRIFNode``; snnplug BNTT vs ``BatchNormThroughTime2d``.
-
-    Same network, weights and digits batch for both; a method whose plugin is not installed gives
-    a row with ``skipped``.
-    """
+    """Every installed neuron/normalizer plugin that names a SpikingJelly implementation of its
+    method (registration ``reference``, e.g. DSR-IF vs ``neuron.DSRIFNode``, BNTT vs
+    ``layer.BatchNormThroughTime2d``) against it: same network (neurons: an IF MLP; normalizers:
+    a LIF convnet), weights and digits batch, the registration's ``reference_kwargs``."""
     import snnplug
     from snnplug.backends.spikingjelly import sj
     from snnplug.data import load_dataset
-    from snnplug.errors import UnknownPluginError
     from snnplug.models import convnet, mlp
 
     ab = sj()
@@ -279,33 +310,16 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
     y = bundle.train.tensors[1][:batch_size].to(dev)
     x_seq = _direct(x, T)
     rows: list[dict[str, Any]] = []
-
-    torch.manual_seed(seed)
-    base = mlp(64, 10, hidden=(128,), neuron=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
-    try:
-        ours = snnplug.apply(base, neuron="dsr-if", T=T, v_threshold=6.0, alpha=0.5)
-        theirs = copy.deepcopy(base)
-        _replace(theirs, lambda m: isinstance(m, ab.neuron.IFNode),
-                 lambda m: ab.neuron.DSRIFNode(T=T, v_threshold=6.0, alpha=0.5, step_mode="m"))
-        rows.append(_method_row("dsr-if vs neuron.DSRIFNode", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
-    except UnknownPluginError as exc:
-        rows.append({"method": "dsr-if vs neuron.DSRIFNode", "skipped": str(exc)})
-
-    torch.manual_seed(seed)
-    base = convnet(bundle.input_shape, 10, neuron=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
-    try:
-        ours = snnplug.apply(base, normalizer="bntt", T=T)
-        eps = next(m for m in ours.modules() if hasattr(m, "eps")).eps
-
-        theirs = copy.deepcopy(base)  # every BatchNorm apply() replaced, 2d and 1d, same eps
-        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm2d),
-                 lambda bn: ab.layer.BatchNormThroughTime2d(T, bn.num_features, eps=float(eps), step_mode="m"))
-        _replace(theirs, lambda m: isinstance(m, nn.BatchNorm1d),
-                 lambda bn: ab.layer.BatchNormThroughTime1d(T, bn.num_features, eps=float(eps), step_mode="m"))
-        rows.append(_method_row("bntt vs layer.BatchNormThroughTime2d", ours.to(dev), theirs.to(dev), x_seq, y,
-                                repeats, dev))
-    except UnknownPluginError as exc:
-        rows.append({"method": "bntt vs layer.BatchNormThroughTime2d", "skipped": str(exc)})
+    for rec in snnplug.get_registry().all():
+        if rec.family not in ("neuron", "normalizer") or rec.reference is None:
+            continue
+        torch.manual_seed(seed)
+        if rec.family == "neuron":
+            base = mlp(64, 10, hidden=(128,), node=lambda: ab.neuron.IFNode(step_mode="m")).to(dev)
+        else:
+            base = convnet(bundle.input_shape, 10, node=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
+        ours, theirs, cls = _reference_pair(rec, base, T)
+        rows.append(_method_row(f"{rec.name} vs {cls}", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
     return rows
 
 

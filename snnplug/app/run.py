@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_METHODS = ("bptt", "dsr", "bntt", "opi-ann", "noise")
 SCHEMA_VERSION = 1
 
 
@@ -34,17 +33,18 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
 
     import snnplug
     from snnplug.data import load_dataset, make_loaders
-    from snnplug.engine import TrainConfig, train
-    from snnplug.engine.metrics import E_MAC_PJ, record_spikes
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
+    from snnplug.engine.energy import record_energy
     from snnplug.engine.seed import seed_everything
+    from snnplug.strategies import Reporting
 
     torch.set_num_threads(opts["threads"])
     base_rss = _rss_mb()
     kw = {"T": opts["T"]} if opts.get("T") else {}
-    quick = dict(getattr(snnplug.strategy(name), "quick_overrides", {}) or {})
-    strategy = snnplug.strategy(name, **{**quick, **kw})
-    bundle = load_dataset(opts["dataset"], opts.get("data_root"), limit=opts.get("limit"))
-    strategy.frames_input = bundle.frames
+    probe = snnplug.strategy(name, **kw)
+    quick = dict(probe.quick_overrides) if isinstance(probe, Reporting) else {}
+    bundle = load_dataset(opts["dataset"], opts.get("data_root"), limit=opts.get("limit"), T=probe.T)
+    strategy = snnplug.strategy(name, **{**quick, **kw}, frames=bundle.frames)
     seed_everything(opts["seed"])
     model = strategy.build_model(bundle.input_shape, bundle.num_classes)
     T = strategy.inference_T
@@ -55,29 +55,21 @@ def run_method(name: str, opts: dict[str, Any]) -> dict[str, Any]:
     model.eval()
 
     _, test = make_loaders(bundle, eval_batch_size=512)
-    correct = torch.zeros(T)
-    total = 0
-    for x, y in test:
-        x, y = x.to(opts["device"]), y.to(opts["device"])
-        anytime = strategy.predict_anytime(model, x, T=T)  # [T, B, C]
-        correct += (anytime.argmax(-1) == y).float().sum(1).cpu()
-        total += len(y)
-    acc_vs_t = {str(t + 1): float(correct[t] / total) for t in range(T)}
+    curve = evaluate_anytime(strategy, model, test, T, device=opts["device"])
+    acc_vs_t = {str(t + 1): a for t, a in enumerate(curve)}
 
     x, y = next(iter(test))
     x, y = x[:256].to(opts["device"]), y[:256].to(opts["device"])
     snn = strategy.inference_model(model)
-    with torch.no_grad(), record_spikes(snn, batch=len(x)) as rep:
+    with torch.no_grad(), record_energy(snn, batch=len(x), steps=T) as rep:
         strategy.predict(model, x, T=T)
-    macs_per_sample = sum(s.macs for s in rep.layers.values()) / max(1, len(x))
-    ann_uj = macs_per_sample / T * E_MAC_PJ / 1e6
-    snn_uj = rep.energy_uj_per_sample()
-    extra = strategy.report(model, x, y)
+    ann_uj, snn_uj = rep.ann_pj / 1e6, rep.snn_pj / 1e6  # per sample; the ANN: the same layers, one pass
+    extra = strategy.report(model, x, y) if isinstance(strategy, Reporting) else {}
     return {
         "strategy": name, "config": strategy.config(), "quick_overrides": quick, "T": T, "epochs": epochs,
         "accuracy": acc_vs_t[str(T)], "accuracy_vs_T": acc_vs_t,
         "train_seconds": res.train_seconds, "peak_rss_mb": _rss_mb(), "base_rss_mb": base_rss,
-        "spikes_per_sample": rep.spikes_per_sample(), "spike_rates": rep.spike_rates(),
+        "spikes_per_sample": rep.spikes, "spike_rates": rep.spike_rates,
         "energy_uj": snn_uj, "ann_energy_uj": ann_uj,
         "energy_ratio": snn_uj / ann_uj if ann_uj else None,
         "history": res.history, "extra": extra,
@@ -165,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--methods", default=None, help=f"comma-separated strategies (default: installed of {','.join(DEFAULT_METHODS)})")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated strategies (default: those registered with in_default_run)")
     p.add_argument("--T", type=int, default=None, help="time steps for every method (default: each method's)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=64)
@@ -177,14 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
 
-    installed = set(snnplug.get_registry().names("strategy"))
+    registry = snnplug.get_registry()
+    installed = set(registry.names("strategy"))
     if args.methods:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         unknown = [m for m in methods if m not in installed]
         if unknown:
             raise SnnplugError(f"unknown method(s) {unknown}; installed strategies: {sorted(installed)}")
     else:
-        methods = [m for m in DEFAULT_METHODS if m in installed]
+        methods = [m for m in sorted(installed) if registry.get("strategy", m).in_default_run]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     opts = {"dataset": args.dataset, "data_root": args.data_root, "T": args.T, "epochs": args.epochs,
