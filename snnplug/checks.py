@@ -28,10 +28,18 @@ def as_float(name: str, value: Any, *, positive: bool = False, lo: float | None 
     return v
 
 
+#: the most time steps snnplug accepts: checked before anything is allocated (T=2**31 would ask
+#: for terabytes); published SNN methods use T <= a few thousand
+MAX_STEPS = 100_000
+
+
 def as_steps(name: str, value: Any) -> int:
-    """A positive integer number of time steps."""
+    """A positive integer number of time steps, at most :data:`MAX_STEPS`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise TypeError(f"{name} must be a positive int number of time steps, got {value!r}")
+    if value > MAX_STEPS:
+        raise TimeStepError(f"{name}={value} time steps is more than snnplug accepts ({MAX_STEPS}); "
+                            f"SNN methods use T <= a few thousand: pass a smaller {name}")
     return int(value)
 
 

@@ -16,6 +16,10 @@ class PluginConflictError(SnnplugError):
     """Two distributions register the same name in one family."""
 
 
+class PluginOptionError(SnnplugError, ValueError):
+    """A plugin was given an option it does not know, or a value it refuses."""
+
+
 class PluginLoadError(SnnplugError):
     """A plugin's hook raised or returned something that is not a registration."""
 

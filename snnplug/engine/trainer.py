@@ -5,6 +5,12 @@ of accuracy at several T; an atomic checkpoint (model, optimizer, scheduler, RNG
 history). Checkpoints can also be written every ``checkpoint_every`` steps; ``resume=True``
 continues from the last one, replaying the epoch's shuffle and skipping the batches already
 done, so an interrupted CPU run ends with the same weights as an uninterrupted one.
+
+Reliability (``docs/reliability.md``): the output folder is claimed first (writable, locked
+against a concurrent run, never silently overwritten: :mod:`snnplug.engine.rundir`); resuming
+checks the run's identity (:mod:`snnplug.engine.resume`); every step is guarded against NaN/Inf
+inputs, losses, gradients and running statistics (:mod:`snnplug.engine.guards`); under torchrun
+the ranks agree on failures each step (:func:`snnplug.engine.distributed.agree`).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import torch
 from torch import nn
 
 from snnplug.data import DatasetBundle
-from snnplug.engine.checkpoint import load_checkpoint, save_checkpoint
+from snnplug.engine import guards, rundir
+from snnplug.engine.checkpoint import save_checkpoint
+from snnplug.engine.resume import restore, run_identity
 from snnplug.engine.seed import seed_everything
-from snnplug.errors import CheckpointError
+from snnplug.errors import CheckpointError, DataError
 
 
 @dataclass
@@ -39,6 +47,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: once per epoch
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+    force: bool = False  # replace a checkpoint already in out_dir (otherwise refused unless resume)
+    on_nonfinite: str = "raise"  # "raise" | "skip": a NaN/Inf batch, loss or gradient
 
 
 @dataclass
@@ -121,41 +131,57 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
     gen = seed_everything(cfg.seed)
     model.to(cfg.device)
     strategy.frames_input = bundle.frames
-    train_loader = DataLoader(bundle.train, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    guard = guards.NonFiniteGuard(cfg.on_nonfinite)
+    if distributed and cfg.batch_size < ddp.dist.get_world_size():
+        raise ddp.DistributedError(f"--batch-size {cfg.batch_size} is smaller than the {ddp.dist.get_world_size()} "
+                                   f"ranks: every rank needs a sample; pass --batch-size >= the rank count")
+    # distributed: drop a short last global batch, as DistributedSampler(drop_last=True) users expect
+    train_loader = DataLoader(bundle.train, batch_size=cfg.batch_size, shuffle=True, generator=gen,
+                              drop_last=distributed)
+    if len(train_loader) == 0:
+        raise DataError(f"{len(bundle.train)} training samples do not fill one batch of "
+                        f"{cfg.batch_size}; lower --batch-size or use more data")
     test_loader = DataLoader(bundle.test, batch_size=256, shuffle=False)
     opt, sched = strategy.make_optimizer(model, cfg.epochs, len(train_loader), cfg.lr)
+    run = run_identity(bundle, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
+                       lr=cfg.lr if cfg.lr is not None else strategy.optim_config().lr)
 
     ckpt_path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
     history: list[dict[str, Any]] = []
     start_epoch, skip_steps, global_step = 0, 0, 0
     elapsed = 0.0
-    if cfg.resume:
-        if ckpt_path is None:
-            raise CheckpointError("resume needs an output folder holding checkpoint.pt")
-        if ckpt_path.exists():
-            state = load_checkpoint(ckpt_path, strategy=strategy.name)
-            if state["strategy_config"] != strategy.config():
-                raise CheckpointError(
-                    f"{ckpt_path} was trained with {state['strategy_config']}, not {strategy.config()}; "
-                    f"resume with the same options or use another output folder"
-                )
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None and state.get("scheduler") is not None:
-                sched.load_state_dict(state["scheduler"])
-            start_epoch, skip_steps = state["epoch"], state.get("step_in_epoch", 0)
-            global_step = state.get("global_step", 0)
-            history = list(state.get("history", []))
-            elapsed = float(state.get("train_seconds", 0.0))
-            torch.set_rng_state(state["rng"]["torch"])
+    if cfg.resume and ckpt_path is None:
+        raise CheckpointError("resume needs an output folder holding checkpoint.pt")
+    lock, claim_error = None, None
+    if ckpt_path is not None and rank == 0:
+        try:
+            lock = rundir.claim(ckpt_path.parent, resume=cfg.resume, force=cfg.force)
+        except rundir.RunFolderError as exc:
+            claim_error = exc
+    if distributed:  # rank 0's claim decides for every rank
+        failing, _, _ = ddp.agree(failed=claim_error is not None)
+        if claim_error is None:
+            ddp.raise_if_failed(failing, "claiming the output folder")
+    if claim_error is not None:
+        raise claim_error
+    if cfg.resume and ckpt_path.exists():
+        try:
+            state = restore(ckpt_path, strategy, model, opt, sched, run, len(train_loader))
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        start_epoch, skip_steps = state["epoch"], state.get("step_in_epoch", 0)
+        global_step = state.get("global_step", 0)
+        history = list(state.get("history", []))
+        elapsed = float(state.get("train_seconds", 0.0))
 
     def checkpoint(epoch: int, step_in_epoch: int) -> None:
         if ckpt_path is None or rank != 0:
             return
         save_checkpoint(ckpt_path, {
             "strategy": strategy.name, "strategy_config": strategy.config(),
-            "dataset": {"name": bundle.name, "input_shape": list(bundle.input_shape),
-                        "num_classes": bundle.num_classes, "frames": bundle.frames},
+            "dataset": run["dataset"], "run": run,
             "model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict() if sched is not None else None,
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
@@ -167,7 +193,7 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
     progress = None
     if cfg.progress:
         from tqdm.auto import tqdm as progress
-    stop = False
+    stop, terminated = False, False
     try:
         for epoch in range(start_epoch, cfg.epochs):
             # the shuffle depends on (seed, epoch) only, so a resumed run replays it exactly
@@ -182,29 +208,47 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             for step, (x, y) in batches:
                 if step < skip_steps:
                     continue
+                where = f"epoch {epoch + 1}, batch {step + 1} of {len(train_loader)}"
                 x, y = _to(x, cfg.device), _to(y, cfg.device)
                 n_global = len(y)
                 if distributed:
                     x, y = ddp.shard(x, y)
-                loss, logits = strategy.loss(model, x, y)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1} step {step}; "
-                                             f"lower the learning rate (--lr)")
-                opt.zero_grad(set_to_none=True)
-                if distributed:  # weight so that averaging over ranks gives the global batch mean
-                    (loss * ddp.weight_of_shard(len(y), n_global)).backward()
-                    ddp.average_gradients(model)
+                bad, failed = None, None
+                try:
+                    bad = guard.before(model, x)
+                    if bad is None:
+                        loss, logits = strategy.loss(model, x, y)
+                        opt.zero_grad(set_to_none=True)
+                        # distributed: weight so that averaging over ranks gives the global batch mean
+                        (loss * ddp.weight_of_shard(len(y), n_global) if distributed else loss).backward()
+                        bad = guard.after(model, loss)
+                except Exception as exc:
+                    if not distributed:
+                        raise
+                    failed = exc
+                if distributed:  # tell the peers before they wait for this rank's gradients
+                    failing, any_bad, any_stop = ddp.agree(failed is not None, bad is not None, sigterm.requested)
+                    if failed is not None:
+                        raise failed
+                    ddp.raise_if_failed(failing, where)
+                    bad = bad or ("another rank's slice of this batch gave NaN/Inf" if any_bad else None)
+                    terminated = terminated or any_stop
                 else:
-                    loss.backward()
-                opt.step()
-                if distributed:
-                    ddp.average_buffers(model)
-                if sched is not None:
-                    sched.step()
-                global_step += 1
-                seen += len(y)
-                correct += int((logits.detach().argmax(-1) == y).sum())
-                loss_sum += float(loss.detach()) * len(y)
+                    terminated = sigterm.requested
+                if bad is not None:
+                    guard.reject(model, bad, where)  # raises unless on_nonfinite="skip"
+                else:
+                    if distributed:
+                        ddp.average_gradients(model)
+                    opt.step()
+                    if distributed:
+                        ddp.average_buffers(model)
+                    if sched is not None:
+                        sched.step()
+                    global_step += 1
+                    seen += len(y)
+                    correct += int((logits.detach().argmax(-1) == y).sum())
+                    loss_sum += float(loss.detach()) * len(y)
                 if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
                     elapsed += time.perf_counter() - t0
                     t0 = time.perf_counter()
@@ -212,13 +256,13 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
                 if cfg.max_steps is not None and global_step >= cfg.max_steps:
                     stop = step + 1 < len(train_loader)  # interrupted inside the epoch
                     break
-                if sigterm.requested:  # finish the step, keep it, then leave
+                if terminated:  # finish the step, keep it, then leave (all ranks at the same step)
                     stop = True
                     break
             if stop:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
                 elapsed += time.perf_counter() - t0
                 checkpoint(epoch, step + 1)
-                if sigterm.requested:
+                if terminated:
                     raise SystemExit(128 + signal.SIGTERM)
                 break
             skip_steps = 0
@@ -226,12 +270,15 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
             accs = evaluate(strategy, model, test_loader, cfg.eval_T, cfg.device)
             history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(1, seen),
                             "train_acc": correct / max(1, seen),
-                            "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed})
+                            "test_acc": {str(t): a for t, a in accs.items()}, "train_seconds": elapsed,
+                            "nonfinite_skipped": len(guard.skipped)})
             checkpoint(epoch + 1, 0)
             if cfg.max_steps is not None and global_step >= cfg.max_steps:
                 break
-        if sigterm.requested:  # arrived after the last step: the final checkpoint is written
+        if terminated or sigterm.requested:  # arrived after the last step: the final checkpoint is written
             raise SystemExit(128 + signal.SIGTERM)
     finally:
         sigterm.restore()  # never leave the handler installed in the caller's process
+        if lock is not None:
+            lock.release()
     return TrainResult(model=model, history=history, train_seconds=elapsed, peak_memory_mb=_peak_rss_mb())
