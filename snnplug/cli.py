@@ -49,13 +49,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     rows = list_plugins()
     failures = [f.__dict__ for f in get_registry().failures]
+    slow = [f.__dict__ for f in get_registry().slow]
     if args.json:
-        print(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        print(json.dumps({"plugins": rows, "failures": failures, "slow": slow}, indent=2))
         return 0
     _print_table("snnplug plugins", ["family", "name", "distribution", "summary"],
                  [[r["family"], r["name"], r["distribution"], r["summary"]] for r in rows])
     for f in failures:
         print(f"failed: {f['plugin']} ({f['distribution']}) at {f['stage']}: {f['error']}", file=sys.stderr)
+    for f in slow:
+        print(f"slow: {f['plugin']} ({f['distribution']}) took {f['seconds']} s to import", file=sys.stderr)
     return 0
 
 
