@@ -10,12 +10,19 @@ user keeps their loop::
         loss, logits = strategy.loss(model, x, y)
         opt.zero_grad(); loss.backward(); opt.step()
 
+``loss`` refuses a batch holding NaN/Inf (:class:`~snnplug.engine.guards.NonFiniteError`) before
+the forward pass touches running statistics, in every strategy (subclasses' ``loss`` is wrapped);
+non-finite gradients from a finite batch are caught by
+``snnplug.engine.guards.check_gradients(model)`` between ``backward`` and ``opt.step()``.
+
 SNN models in snnplug are SpikingJelly multi-step models: ``model(x_seq[T, B, ...]) ->
 [T, B, classes]``. ``forward`` encodes, resets state, runs and reads out ``[B, classes]``.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +31,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from snnplug.checks import as_steps
+
+
+def _finite_input(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a strategy's ``loss`` so a NaN/Inf batch is refused before the forward pass."""
+    if getattr(loss, "_snnplug_finite_input", False):
+        return loss
+
+    @functools.wraps(loss)
+    def guarded(self: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *a: Any, **kw: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            from snnplug.engine.guards import NonFiniteError
+
+            n = int((~torch.isfinite(x)).sum())
+            raise NonFiniteError(f"strategy {self.name!r}: the batch holds {n} NaN/Inf value(s) (shape "
+                                 f"{tuple(x.shape)}); clean the data before training on it")
+        return loss(self, model, x, y, *a, **kw)
+
+    guarded._snnplug_finite_input = True  # type: ignore[attr-defined]
+    return guarded
 
 
 @dataclass
@@ -52,6 +78,11 @@ class Strategy:
 
     def __init__(self, *, T: int = 4) -> None:
         self.T = as_steps("T", T)
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "loss" in cls.__dict__:
+            cls.loss = _finite_input(cls.__dict__["loss"])  # type: ignore[method-assign]
 
     @property
     def inference_T(self) -> int:
@@ -125,6 +156,7 @@ class Strategy:
         steps = self.T if T is None else as_steps("T", T)
         return self.readout(self.run(model, self.encode(x, steps)))
 
+    @_finite_input
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training loss and logits for one batch."""
         logits = self.forward(model, x)

@@ -3,7 +3,7 @@
 One training step is guarded in three places, all cheap next to the step itself:
 
 * the input batch: ``torch.isfinite(x).all()`` before the forward pass (one reduction);
-* the floating-point buffers (BatchNorm/BNTT running statistics) are snapshotted before the
+* the buffers (BatchNorm/BNTT running statistics and counters) are snapshotted before the
   forward pass and restored when the step is rejected, so a bad batch cannot poison them
   (buffers are small: two ``[C]`` or ``[T, C]`` tensors per normalisation layer);
 * the gradients: one fused ``torch._foreach_norm`` over all of them and a single ``isfinite``
@@ -68,8 +68,8 @@ class NonFiniteGuard:
 
     # -- before the forward pass --------------------------------------------------------
     def before(self, model: nn.Module, x: torch.Tensor) -> str | None:
-        """Snapshot the floating buffers; the reason the batch is bad, or None."""
-        self._buffers = [b for b in model.buffers() if b.is_floating_point()]
+        """Snapshot the buffers; the reason the batch is bad, or None."""
+        self._buffers = list(model.buffers())  # running statistics and their counters
         self._saved = [b.detach().clone() for b in self._buffers]
         if x.is_floating_point() and not bool(torch.isfinite(x).all()):
             n = int((~torch.isfinite(x)).sum())
