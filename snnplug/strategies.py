@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnplug.checks import as_steps
+from snnplug.checks import as_steps, check_runnable
 
 
 def _finite_input(loss: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,6 +144,7 @@ class Strategy:
         """Reset state and run the multi-step model: ``[T, B, ...] -> [T, B, C]``."""
         from snnplug.backends.spikingjelly import reset
 
+        check_runnable(model, f"strategy {self.name!r}")
         reset(model)
         return model(x_seq)
 

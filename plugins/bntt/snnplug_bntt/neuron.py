@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from snnplug.backends.spikingjelly import memory_module_base
-from snnplug.checks import as_float, as_steps
+from snnplug.checks import as_float, as_steps, check_length
 from snnplug.errors import ShapeError, TimeStepError
 
 
@@ -132,6 +132,7 @@ class BNTTLIFNode(memory_module_base()):
         self.register_memory("v", 0.0)
         self.register_memory("t", 0)
         self.step_mode = step_mode
+        self.strict_T = True  # a first sequence must have T steps (snnplug.checks.any_length relaxes it)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak}, v_threshold={self.v_threshold}, surrogate_alpha={self.surrogate_alpha}, "
@@ -139,6 +140,7 @@ class BNTTLIFNode(memory_module_base()):
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(type(self).__name__, x_seq, self.T, int(self.t), True)
+        check_length(type(self).__name__, x_seq, self.T, strict=self.strict_T, t0=int(self.t))
         v0 = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], float(self.v))
         s_seq, v = LIFSequence.apply(x_seq, v0, self.leak, self.v_threshold, self.surrogate_alpha)
         self.v, self.t = v, int(self.t) + x_seq.shape[0]
