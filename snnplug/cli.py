@@ -143,7 +143,7 @@ def _checkpoint_data(args: argparse.Namespace, ds: dict[str, Any]) -> Any:
         root = args.data_root or ds.get("root")
         if source in ("digits",):
             root = None
-        bundle = load_dataset(source, root, limit=args.limit if args.limit is not None else ds.get("limit"))
+        bundle = load_dataset(source, root, limit=args.limit)
     if list(bundle.input_shape) != list(ds["input_shape"]) or bundle.num_classes > ds["num_classes"]:
         raise DataError(
             f"dataset {bundle.name} has samples {list(bundle.input_shape)} and {bundle.num_classes} classes, "

@@ -359,8 +359,6 @@ def format_table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``snnplug compare``: print the comparison table and write JSON."""
-    import argparse
-
     from snnplug import cliargs as ca
 
     p = ca.Parser(prog="snnplug compare", description=compare.__doc__)

@@ -143,10 +143,9 @@ def train(strategy: Any, model: nn.Module, bundle: DatasetBundle, cfg: TrainConf
                         f"{cfg.batch_size}; lower --batch-size or use more data")
     test_loader = DataLoader(bundle.test, batch_size=256, shuffle=False)
     opt, sched = strategy.make_optimizer(model, cfg.epochs, len(train_loader), cfg.lr)
-    run = run_identity(bundle, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,
-                       lr=cfg.lr if cfg.lr is not None else strategy.optim_config().lr)
-
     ckpt_path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
+    run = run_identity(bundle, batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs,  # hashes the data
+                       lr=cfg.lr if cfg.lr is not None else strategy.optim_config().lr) if ckpt_path else {}
     history: list[dict[str, Any]] = []
     start_epoch, skip_steps, global_step = 0, 0, 0
     elapsed = 0.0
