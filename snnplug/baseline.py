@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from snnplug.checks import as_float
 from snnplug.hookspecs import hookimpl
 from snnplug.strategies import OptimConfig, Strategy
 from snnplug.types import StrategyPlugin
@@ -33,7 +34,9 @@ class BPTTStrategy(Strategy):
             raise ValueError(f"bptt neuron must be 'lif' or 'if', got {neuron!r}")
         if not isinstance(norm, bool):
             raise TypeError(f"norm must be True or False, got {norm!r}")
-        self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), float(lr), norm
+        if as_float("tau", tau) <= 1.0:
+            raise ValueError(f"tau must be > 1 (the LIF decay is 1/tau), got {tau!r}")
+        self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), as_float("lr", lr, positive=True), norm
 
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "tau": self.tau, "lr": self.lr,

@@ -16,6 +16,10 @@ class PluginConflictError(SnnplugError):
     """Two distributions register the same name in one family."""
 
 
+class PluginOptionError(SnnplugError, ValueError):
+    """A plugin was given an option it does not know, or a value it refuses."""
+
+
 class ShapeError(SnnplugError, ValueError):
     """A tensor has the wrong rank or layout (snnplug expects time-major ``[T, B, ...]``)."""
 

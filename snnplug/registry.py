@@ -2,10 +2,20 @@
 
 Built-in plugins register through the same entry points a third-party package would use.
 ``SNNPLUG_LOAD_PLUGINS`` (comma-separated entry-point names) loads only those;
-``SNNPLUG_DISABLE_PLUGINS`` skips those. A plugin that fails to import, whose hook raises, or
-that returns something other than a registration record is reported by name (a warning, and
-:attr:`Registry.failures`) and the others keep working. Two plugins registering one name in one
-family raise :class:`~snnplug.errors.PluginConflictError` naming both distributions.
+``SNNPLUG_DISABLE_PLUGINS`` skips those; an item ``distribution:name`` (e.g.
+``evil-dist:dsr``) selects only that distribution's entry point of that name, a bare ``name``
+every entry point called so.
+
+Isolation: a plugin that fails to import or whose hook raises -- anything, ``SystemExit`` and
+``KeyboardInterrupt`` included -- whose hookimpl has a wrong signature (pluggy's
+``PluginValidationError``), or that returns something other than a registration record is
+reported by name (a warning, and :attr:`Registry.failures`) and the others keep working. An
+entry point named like one already loaded (a third-party ``dsr`` beside the built-in one) is
+refused the same way, naming both distributions and the ``SNNPLUG_DISABLE_PLUGINS`` value that
+disables it; built-in plugins (distribution ``snnplug``) load first. An import slower than
+``SNNPLUG_SLOW_IMPORT_S`` seconds (default 5) is reported in :attr:`Registry.slow`. Two plugins
+registering one name in one family raise :class:`~snnplug.errors.PluginConflictError` naming
+both distributions.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import logging
 import os
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -27,6 +38,7 @@ from snnplug.types import FAMILIES, _Registration
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "snnplug"
+BUILTIN_DISTRIBUTION = "snnplug"
 HOOKS = {
     "neuron": "snnplug_neurons",
     "normalizer": "snnplug_normalizers",
@@ -45,6 +57,20 @@ class PluginFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class SlowPlugin:
+    """A plugin whose import took longer than ``SNNPLUG_SLOW_IMPORT_S``."""
+
+    plugin: str
+    distribution: str
+    seconds: float
+
+
+def _selected(names: set[str], ep_name: str, dist: str) -> bool:
+    """``name`` or ``distribution:name`` in ``names``."""
+    return ep_name in names or f"{dist}:{ep_name}" in names
+
+
 def _env_names(var: str) -> set[str] | None:
     raw = os.environ.get(var)
     if raw is None:
@@ -59,6 +85,7 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        self.slow: list[SlowPlugin] = []
         self._dist: dict[str, str] = {}  # plugin name -> distribution
         self._index: dict[str, dict[str, _Registration]] | None = None
         if load_entry_points:
@@ -69,17 +96,40 @@ class Registry:
         only = _env_names("SNNPLUG_LOAD_PLUGINS")
         disabled = _env_names("SNNPLUG_DISABLE_PLUGINS") or set()
         eps = md.entry_points(group=ENTRY_POINT_GROUP) if entry_points is None else entry_points
-        for ep in eps:
-            if (only is not None and ep.name not in only) or ep.name in disabled:
-                continue
+        slow_after = float(os.environ.get("SNNPLUG_SLOW_IMPORT_S", "5"))
+
+        def dist_of(ep: Any) -> str:
             d = getattr(ep, "dist", None)
-            dist = d.name if d is not None else "?"
+            return d.name if d is not None else "?"
+
+        # built-in plugins first: a third-party entry point reusing a built-in name is the one refused
+        for ep in sorted(eps, key=lambda e: dist_of(e) != BUILTIN_DISTRIBUTION):
+            dist = dist_of(ep)
+            if (only is not None and not _selected(only, ep.name, dist)) or _selected(disabled, ep.name, dist):
+                continue
+            if self.pm.get_plugin(ep.name) is not None:
+                self._fail(ep.name, dist, "register",
+                           f"entry point {ep.name!r} of {dist} has the name of the plugin already loaded from "
+                           f"{self._dist.get(ep.name, '?')}; it was not loaded. Rename it in {dist}'s entry "
+                           f"points, or choose with SNNPLUG_DISABLE_PLUGINS={dist}:{ep.name} (or "
+                           f"{self._dist.get(ep.name, '?')}:{ep.name})")
+                continue
+            t0 = time.perf_counter()
             try:
                 obj = ep.load()
-            except Exception as exc:  # a broken plugin must not take the others down
+            except BaseException as exc:  # noqa: BLE001 - sys.exit/KeyboardInterrupt in a plugin too
                 self._fail(ep.name, dist, "import", exc)
                 continue
-            self.register(obj, name=ep.name, distribution=dist)
+            finally:
+                seconds = time.perf_counter() - t0
+                if seconds > slow_after:
+                    self.slow.append(SlowPlugin(ep.name, dist, round(seconds, 2)))
+                    warnings.warn(f"snnplug plugin {ep.name!r} ({dist}) took {seconds:.1f} s to import "
+                                  f"(more than SNNPLUG_SLOW_IMPORT_S={slow_after:g})", stacklevel=2)
+            try:
+                self.register(obj, name=ep.name, distribution=dist)
+            except (pluggy.PluginValidationError, ValueError) as exc:  # wrong hookimpl signature, same module twice
+                self._fail(ep.name, dist, "register", exc)
 
     def register(self, plugin: Any, *, name: str, distribution: str = "<local>") -> None:
         """Register a module or object holding ``@hookimpl`` functions (in-process plugins)."""
@@ -112,7 +162,7 @@ class Registry:
                 dist = self._dist.get(plugin, "<local>")
                 try:
                     records = list(impl.function() or ())
-                except Exception as exc:
+                except BaseException as exc:  # noqa: BLE001 - sys.exit/KeyboardInterrupt in a hook too
                     self._fail(plugin, dist, hook_name, exc)
                     continue
                 for rec in records:

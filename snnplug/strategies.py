@@ -33,10 +33,17 @@ declared                    ``name``, ``default_epochs``, ``T`` (training steps)
 
 Each method has one return type. :class:`Reporting` is a separate, optional protocol for
 ``snnplug run`` (its quick settings and method-specific plots).
+
+``loss`` refuses a batch holding NaN/Inf (:class:`~snnplug.engine.guards.NonFiniteError`) before
+the forward pass touches running statistics, in every strategy (subclasses' ``loss`` is wrapped);
+non-finite gradients from a finite batch are caught by
+``snnplug.engine.guards.check_gradients(model)`` between ``backward`` and ``opt.step()``.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -44,7 +51,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnplug.checks import as_steps
+from snnplug.checks import as_steps, check_runnable
+
+
+def _finite_input(loss: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a strategy's ``loss`` so a NaN/Inf batch is refused before the forward pass."""
+    if getattr(loss, "_snnplug_finite_input", False):
+        return loss
+
+    @functools.wraps(loss)
+    def guarded(self: Any, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *a: Any, **kw: Any) -> Any:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            from snnplug.engine.guards import NonFiniteError
+
+            n = int((~torch.isfinite(x)).sum())
+            raise NonFiniteError(f"strategy {self.name!r}: the batch holds {n} NaN/Inf value(s) (shape "
+                                 f"{tuple(x.shape)}); clean the data before training on it")
+        return loss(self, model, x, y, *a, **kw)
+
+    guarded._snnplug_finite_input = True  # type: ignore[attr-defined]
+    return guarded
 
 
 @dataclass
@@ -92,6 +118,11 @@ class Strategy:
             raise TypeError(f"frames must be True (event frames [B, T, ...]) or False (static [B, ...]), "
                             f"got {frames!r}")
         self.frames = frames
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "loss" in cls.__dict__:
+            cls.loss = _finite_input(cls.__dict__["loss"])  # type: ignore[method-assign]
 
     @property
     def inference_T(self) -> int:
@@ -147,6 +178,7 @@ class Strategy:
         """Reset state and run the multi-step model: ``[T, B, ...] -> [T, B, C]``."""
         from snnplug.backends.spikingjelly import reset
 
+        check_runnable(model, f"strategy {self.name!r}")
         reset(model)
         return model(x_seq)
 
@@ -166,6 +198,7 @@ class Strategy:
         steps = self.T if T is None else as_steps("T", T)
         return self.readout(self.run(model, self.encode(x, steps)))
 
+    @_finite_input
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training loss and logits for one batch."""
         logits = self.forward(model, x)

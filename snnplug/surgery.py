@@ -13,13 +13,13 @@ snnTorch models are first mapped to SpikingJelly multi-step models by
 
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any
 
 from torch import nn
 
 from snnplug.backends import spikingjelly as sjb
+from snnplug.checks import copy_model
 from snnplug.errors import SnnplugError
 from snnplug.registry import get_registry
 from snnplug.types import NeuronPlugin, NormalizerPlugin
@@ -78,7 +78,7 @@ def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None
     if snt_adapter.is_snntorch_model(model):
         model = snt_adapter.to_spikingjelly(model)
     elif not inplace:
-        model = copy.deepcopy(model)
+        model = copy_model(model, "snnplug.apply")
 
     counts = {"neuron": 0, "normalizer": 0}
     for parent, name, child in _children_paths(model):

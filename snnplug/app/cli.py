@@ -6,6 +6,9 @@
     snnplug convert --method opi --checkpoint runs/opi-ann/checkpoint.pt --T 16
     snnplug compare [...]      (same model in snnTorch and SpikingJelly)
     snnplug run [...]          (every installed method on one dataset, tables and plots)
+
+Every error is one line on stderr and exit status 2; ``--debug`` (anywhere) adds the traceback.
+Also runs as ``python -m snnplug``.
 """
 
 from __future__ import annotations
@@ -16,27 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from snnplug.errors import ShapeError, SnnplugError
+from snnplug import cliargs as ca
+from snnplug.errors import CheckpointError, DataError, ShapeError, SnnplugError
 
-
-def _ints(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"time steps must be positive integers, got {text!r}")
-    return vals
-
-
-def _kv(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set expects key=value, got {text!r}")
-    k, v = text.split("=", 1)
-    try:
-        return k, json.loads(v)
-    except json.JSONDecodeError:
-        return k, v
+_ints = ca.steps_list
+_kv = ca.key_value
 
 
 def _console() -> Any:
@@ -62,13 +49,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     rows = list_plugins()
     failures = [f.__dict__ for f in get_registry().failures]
+    slow = [f.__dict__ for f in get_registry().slow]
     if args.json:
-        print(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        print(json.dumps({"plugins": rows, "failures": failures, "slow": slow}, indent=2))
         return 0
     _print_table("snnplug plugins", ["family", "name", "distribution", "summary"],
                  [[r["family"], r["name"], r["distribution"], r["summary"]] for r in rows])
     for f in failures:
         print(f"failed: {f['plugin']} ({f['distribution']}) at {f['stage']}: {f['error']}", file=sys.stderr)
+    for f in slow:
+        print(f"slow: {f['plugin']} ({f['distribution']}) took {f['seconds']} s to import", file=sys.stderr)
     return 0
 
 
@@ -90,16 +80,19 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads) if args.threads else None
     kw = _strategy_kwargs(args)
-    steps = snnplug.strategy(args.strategy, **kw).T  # frames per sample for event datasets
-    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=steps)
+    probe = ca.build_plugin("strategy", args.strategy,
+                            lambda **o: snnplug.strategy(args.strategy, **o), kw)
+    bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=probe.T)  # frames per sample
     strategy = snnplug.strategy(args.strategy, **kw, frames=bundle.frames)
     seed_everything(args.seed)
-    model = strategy.build_model(bundle.input_shape, bundle.num_classes)
+    model = ca.build_plugin("strategy", args.strategy,
+                            lambda: strategy.build_model(bundle.input_shape, bundle.num_classes), {})
     out = Path(args.out or f"runs/{args.strategy}")
     epochs = args.epochs if args.epochs is not None else strategy.default_epochs
     cfg = TrainConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       device=args.device, eval_T=args.eval_T, out_dir=out, resume=args.resume,
-                      checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+                      checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+                      force=args.force, on_nonfinite=args.on_nonfinite)
     if args.distributed:
         from snnplug.engine import train_distributed
 
@@ -110,6 +103,9 @@ def cmd_train(args: argparse.Namespace) -> int:
              ", ".join(f"T={t}: {a:.4f}" for t, a in h["test_acc"].items()), h["train_seconds"]]
             for h in result.history]
     _print_table(f"{args.strategy} on {bundle.name}", ["epoch", "loss", "train acc", "test acc", "seconds"], rows)
+    skipped = result.final.get("nonfinite_skipped", 0) if result.history else 0
+    if skipped:
+        print(f"skipped {skipped} batch(es) with NaN/Inf (--on-nonfinite skip)", file=sys.stderr)
     print(f"checkpoint: {out / 'checkpoint.pt'}")
     return 0
 
@@ -119,20 +115,50 @@ def _load_trained(checkpoint: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     from snnplug.engine import load_checkpoint
 
     state = load_checkpoint(checkpoint)
-    strategy = snnplug.strategy(state["strategy"], **state["strategy_config"])
-    ds = state["dataset"]
+    strategy = ca.build_plugin("strategy", state["strategy"],
+                               lambda **o: snnplug.strategy(state["strategy"], **o), state["strategy_config"])
+    ds = state.get("dataset") or {}
+    if "input_shape" not in ds or "num_classes" not in ds:
+        raise CheckpointError(f"checkpoint {checkpoint} does not record its dataset's shape; it cannot be rebuilt")
     model = strategy.build_model(tuple(ds["input_shape"]), ds["num_classes"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"checkpoint {checkpoint} does not fit strategy {state['strategy']!r}'s model for inputs "
+            f"{ds['input_shape']} ({str(exc).splitlines()[-1].strip()[:200]}); it was edited or written by "
+            f"another version") from None
     model.eval()
     return strategy, model, state, ds
 
 
+def _checkpoint_data(args: argparse.Namespace, ds: dict[str, Any], T: int | None = None) -> Any:
+    """The dataset named on the command line, else the one the checkpoint trained on (its full
+    source path); refused when its samples or classes differ from the checkpoint's."""
+    from snnplug.data import load_dataset
+
+    if args.dataset is not None:
+        bundle = load_dataset(args.dataset, args.data_root, limit=args.limit, T=T)
+    else:
+        source = ds.get("source") or ds.get("name")
+        root = args.data_root or ds.get("root")
+        if source in ("digits",):
+            root = None
+        bundle = load_dataset(source, root, limit=args.limit, T=T)
+    if list(bundle.input_shape) != list(ds["input_shape"]) or bundle.num_classes > ds["num_classes"]:
+        raise DataError(
+            f"dataset {bundle.name} has samples {list(bundle.input_shape)} and {bundle.num_classes} classes, "
+            f"but the checkpoint was trained on {list(ds['input_shape'])} with {ds['num_classes']} classes; "
+            f"pass the checkpoint's dataset (--dataset {ds.get('source') or ds.get('name')})")
+    return bundle
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from snnplug.data import load_dataset, make_loaders
+    from snnplug.data import make_loaders
     from snnplug.engine import evaluate
 
     strategy, model, state, ds = _load_trained(args.checkpoint)
-    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit, T=strategy.T)
+    bundle = _checkpoint_data(args, ds, T=strategy.T)
     if bundle.frames != strategy.frames:
         raise ShapeError(f"{args.checkpoint} was trained on {'event frames' if strategy.frames else 'static images'}"
                          f" but dataset {bundle.name!r} gives {'event frames' if bundle.frames else 'static images'}")
@@ -146,16 +172,17 @@ def cmd_convert(args: argparse.Namespace) -> int:
     import torch
 
     import snnplug
-    from snnplug.data import load_dataset, make_loaders
+    from snnplug.data import make_loaders
 
     _, model, state, ds = _load_trained(args.checkpoint)
-    bundle = load_dataset(args.dataset or ds["name"], args.data_root, limit=args.limit)
+    bundle = _checkpoint_data(args, ds)
     train_loader, test_loader = make_loaders(bundle, batch_size=256, seed=args.seed)
     kw = dict(args.set or [])
     T = max(args.T)
     if snnplug.get_registry().get("converter", args.method).calibrates:
         kw.setdefault("calibration", train_loader)
-    snn = snnplug.convert(model, args.method, T=T, **kw)
+    snn = ca.build_plugin("converter", args.method, lambda **o: snnplug.convert(model, args.method, **o),
+                          {"T": T, **kw})
     from snnplug.engine import anytime_accuracy, direct_anytime
 
     curve = anytime_accuracy(direct_anytime(snn, T), test_loader)
@@ -183,7 +210,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="snnplug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ca.Parser(prog="snnplug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="print tracebacks with errors")
     sub = p.add_subparsers(dest="command", required=True)
 
     sp = sub.add_parser("plugins", help="list installed plugins")
@@ -193,22 +221,25 @@ def build_parser() -> argparse.ArgumentParser:
     def data_args(q: argparse.ArgumentParser, default: str | None = "digits") -> None:
         q.add_argument("--dataset", default=default, help="digits | fashion-mnist | mnist-idx | FOLDER | torchvision:NAME | tonic:NAME")
         q.add_argument("--data-root", default=None, help="folder holding the dataset files")
-        q.add_argument("--limit", type=int, default=None, help="use only this many training samples")
-        q.add_argument("--device", default="cpu")
+        q.add_argument("--limit", type=ca.positive_int, default=None, help="use only this many training samples")
+        q.add_argument("--device", type=ca.device, default="cpu")
 
     sp = sub.add_parser("train", help="train a model with a strategy plugin")
     sp.add_argument("--strategy", required=True)
     data_args(sp)
-    sp.add_argument("--T", type=int, default=None, help="time steps (default: the strategy's)")
-    sp.add_argument("--epochs", type=int, default=None)
-    sp.add_argument("--batch-size", type=int, default=64)
-    sp.add_argument("--lr", type=float, default=None)
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--T", type=ca.steps, default=None, help="time steps (default: the strategy's)")
+    sp.add_argument("--epochs", type=ca.positive_int, default=None)
+    sp.add_argument("--batch-size", type=ca.positive_int, default=64)
+    sp.add_argument("--lr", type=ca.positive_float, default=None)
+    sp.add_argument("--seed", type=ca.nonnegative_int, default=0)
     sp.add_argument("--eval-T", type=_ints, default=None, help="comma-separated T values to evaluate")
     sp.add_argument("--out", default=None, help="checkpoint folder (default runs/<strategy>)")
     sp.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint.pt")
-    sp.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
-    sp.add_argument("--threads", type=int, default=0)
+    sp.add_argument("--force", action="store_true", help="replace a checkpoint already in --out")
+    sp.add_argument("--on-nonfinite", choices=("raise", "skip"), default="raise",
+                    help="a batch whose input, loss or gradients hold NaN/Inf: stop (default) or skip and count it")
+    sp.add_argument("--checkpoint-every", type=ca.nonnegative_int, default=0, help="also checkpoint every N steps")
+    sp.add_argument("--threads", type=ca.nonnegative_int, default=0)
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("--distributed", action="store_true", help="run under torchrun (DDP, gloo on CPU)")
     sp.add_argument("--set", type=_kv, action="append", help="strategy option key=value (repeatable)")
@@ -225,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--checkpoint", required=True)
     data_args(sp, default=None)
     sp.add_argument("--T", type=_ints, default=[16], help="comma-separated T values (the largest is simulated)")
-    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--seed", type=ca.nonnegative_int, default=0)
     sp.add_argument("--out", default=None)
     sp.add_argument("--set", type=_kv, action="append", help="converter option key=value (repeatable)")
     sp.set_defaults(func=cmd_convert)
@@ -243,15 +274,18 @@ _PASSTHROUGH = {"compare": cmd_compare, "run": cmd_run}  # these parse their own
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     if argv and argv[0] in _PASSTHROUGH:
         args = argparse.Namespace(rest=argv[1:], func=_PASSTHROUGH[argv[0]])
     else:
         args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except SnnplugError as exc:
-        print(f"snnplug: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # every error: one line (and exit 2); --debug adds the traceback
+        return ca.report(exc, debug)
+    except KeyboardInterrupt as exc:
+        return ca.report(exc, debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -373,19 +373,19 @@ def format_table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``snnplug compare``: print the comparison table and write JSON."""
-    import argparse
+    from snnplug import cliargs as ca
 
-    p = argparse.ArgumentParser(prog="snnplug compare", description=compare.__doc__)
+    p = ca.Parser(prog="snnplug compare", description=compare.__doc__)
     p.add_argument("--dataset", default="digits")
-    p.add_argument("--T", type=int, default=32)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=1, help="training epochs in snnTorch before comparing accuracy")
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--T", type=ca.steps, default=32)
+    p.add_argument("--batch-size", type=ca.positive_int, default=64)
+    p.add_argument("--epochs", type=ca.positive_int, default=1, help="training epochs in snnTorch before comparing accuracy")
+    p.add_argument("--limit", type=ca.positive_int, default=None)
+    p.add_argument("--seed", type=ca.nonnegative_int, default=0)
+    p.add_argument("--repeats", type=ca.positive_int, default=3)
     p.add_argument("--layers", choices=("vectorized", "per-step"), default="vectorized")
     p.add_argument("--no-methods", action="store_true", help="skip snnplug methods vs SpikingJelly built-ins")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=ca.device, default="cpu")
     p.add_argument("--json", default="compare.json", help="where to write the JSON result")
     args = p.parse_args(argv)
     result = compare(dataset=args.dataset, T=args.T, batch_size=args.batch_size, epochs=args.epochs,

@@ -151,21 +151,21 @@ def _print_tables(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import snnplug
+    from snnplug import cliargs as ca
     from snnplug.errors import SnnplugError
 
-    p = argparse.ArgumentParser(prog="snnplug run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ca.Parser(prog="snnplug run", description=__doc__,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="digits")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--methods", default=None,
-                   help="comma-separated strategies (default: those registered with in_default_run)")
-    p.add_argument("--T", type=int, default=None, help="time steps for every method (default: each method's)")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads per method (1 avoids oversubscription stalls on small models)")
+    p.add_argument("--methods", default=None, help="comma-separated strategies (default: those registered with in_default_run)")
+    p.add_argument("--T", type=ca.steps, default=None, help="time steps for every method (default: each method's)")
+    p.add_argument("--epochs", type=ca.positive_int, default=3)
+    p.add_argument("--batch-size", type=ca.positive_int, default=64)
+    p.add_argument("--limit", type=ca.positive_int, default=None)
+    p.add_argument("--device", type=ca.device, default="cpu")
+    p.add_argument("--seed", type=ca.nonnegative_int, default=0)
+    p.add_argument("--threads", type=ca.nonnegative_int, default=1, help="torch threads per method (1 avoids oversubscription stalls on small models)")
     p.add_argument("--out", default="runs/run")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

@@ -48,7 +48,8 @@ def load(name: str, root: str | Path | None, *, limit: int | None = None, T: int
 
         train = Subset(train, range(min(limit, len(train))))
         test = Subset(test, range(min(max(1, limit // 5), len(test))))
-    return DatasetBundle(name, train, test, shape, classes, frames=frames)
+    return DatasetBundle(name, train, test, shape, classes, frames=frames, source=name,
+                         root=str(root.resolve()), limit=limit)
 
 
 def _torchvision(cls_name: str, root: Path) -> tuple[Any, Any, tuple[int, ...], int]:

@@ -3,6 +3,9 @@
 A checkpoint is a dict of tensors and plain Python values (``torch.save``). It is written to a
 temporary file in the same folder, flushed and fsync'ed, then moved over the old one with
 ``os.replace``, so a kill at any moment leaves either the old or the new file, never a torn one.
+A failed write (disk full, I/O error) removes the temporary file and raises
+:class:`CheckpointError`; temporaries of a process killed mid-write are removed by the next run
+that claims the folder (:func:`snnplug.engine.rundir.claim`).
 Loading uses ``torch.load(weights_only=True)``: no pickled code is executed.
 """
 
@@ -31,14 +34,18 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write checkpoint {path} ({exc.strerror or exc}); the previous checkpoint, if any, is "
+            f"intact; free space or choose another --out, then --resume"
+        ) from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        tmp.unlink(missing_ok=True)
     return path
 
 

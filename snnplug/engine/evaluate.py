@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snnplug.checks import as_steps
+from snnplug.checks import any_length, as_steps
 from snnplug.errors import ShapeError
 
 Anytime = Callable[[torch.Tensor], torch.Tensor]  # x [B, ...] -> logits after every step [T, B, C]
@@ -94,7 +94,8 @@ def direct_anytime(snn: nn.Module, T: int, *, steps_per_call: int | None = None)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         reset(snn)
-        out = torch.cat([snn(direct(x, min(chunk, T - t0)).contiguous()) for t0 in range(0, T, chunk)])
+        with any_length(snn):  # the caller chose T (and the slices)
+            out = torch.cat([snn(direct(x, min(chunk, T - t0)).contiguous()) for t0 in range(0, T, chunk)])
         reset(snn)
         if out.dim() != 3 or out.shape[0] != T:
             raise ShapeError(f"expected [T={T}, B, C] from the SNN, got {tuple(out.shape)}")

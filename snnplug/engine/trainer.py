@@ -14,6 +14,12 @@ Checkpoints can also be written every ``checkpoint_every`` steps; ``resume=True`
 from the last one, skipping the batches already done, so an interrupted CPU run ends with the
 same weights as an uninterrupted one. While checkpointing, SIGTERM finishes the current step,
 writes a checkpoint and exits with status 143.
+
+Reliability (``docs/reliability.md``): the output folder is claimed first (writable, locked
+against a concurrent run, never silently overwritten: :mod:`snnplug.engine.rundir`); resuming
+checks the run's identity (:mod:`snnplug.engine.resume`); every step is guarded against NaN/Inf
+inputs, losses, gradients and running statistics (:mod:`snnplug.engine.guards`); under torchrun
+the ranks agree on failures each step (:func:`snnplug.engine.distributed.agree`).
 """
 
 from __future__ import annotations
@@ -31,11 +37,12 @@ from torch import nn
 
 from snnplug.data import DatasetBundle
 from snnplug.engine import distributed as ddp
+from snnplug.engine import guards, resume, rundir
 from snnplug.engine.callbacks import TrainState, call
-from snnplug.engine.checkpoint import load_checkpoint, save_checkpoint
+from snnplug.engine.checkpoint import save_checkpoint
 from snnplug.engine.evaluate import batches, evaluate
 from snnplug.engine.seed import seed_everything
-from snnplug.errors import CheckpointError, ShapeError
+from snnplug.errors import CheckpointError, DataError, ShapeError
 
 
 @dataclass
@@ -51,6 +58,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps; 0: once per epoch
     progress: bool = True
     max_steps: int | None = None  # stop after this many optimizer steps (tests, smoke runs)
+    force: bool = False  # replace a checkpoint already in out_dir (otherwise refused unless resume)
+    on_nonfinite: str = "raise"  # "raise" | "skip": a NaN/Inf batch, loss or gradient
 
 
 @dataclass
@@ -94,6 +103,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+
+
 def _layout_mismatch(dataset: str, frames: bool) -> str:
     if frames:
         return (f"dataset {dataset!r} yields event frames [B, T, ...]; build the strategy with frames=True "
@@ -101,18 +112,24 @@ def _layout_mismatch(dataset: str, frames: bool) -> str:
     return f"dataset {dataset!r} yields static batches [B, ...]; build the strategy with frames=False"
 
 
-def _tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator) -> Any:
+def _tensor_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, gen: torch.Generator,
+                   drop_last: bool) -> Any:
     from torch.utils.data import DataLoader, TensorDataset
 
-    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=gen,
+                      drop_last=drop_last)
 
 
 def _data(data: Any, test: Any, cfg: TrainConfig, gen: torch.Generator) -> tuple[Any, Any, bool, dict[str, Any]]:
-    """(train loader, test batches or None, engine-built loader?, dataset record for checkpoints)."""
+    """(train loader, test batches or None, engine-built loader?, dataset record for checkpoints).
+
+    Under torchrun the engine's loaders drop a short last global batch, as
+    ``DistributedSampler(drop_last=True)`` users expect (a rank could get no sample)."""
     from torch.utils.data import DataLoader
 
+    drop = ddp.active()
     if isinstance(data, DatasetBundle):
-        loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+        loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, generator=gen, drop_last=drop)
         test = DataLoader(data.test, batch_size=256, shuffle=False) if test is None else test
         meta = {"name": data.name, "input_shape": list(data.input_shape), "num_classes": data.num_classes,
                 "frames": data.frames}
@@ -121,7 +138,8 @@ def _data(data: Any, test: Any, cfg: TrainConfig, gen: torch.Generator) -> tuple
         x, y = data
         meta = {"name": "tensors", "input_shape": list(x.shape[1:]), "num_classes": int(y.max()) + 1,
                 "frames": False}
-        return _tensor_loader(x, y, cfg.batch_size, gen), None if test is None else batches(test), True, meta
+        loader = _tensor_loader(x, y, cfg.batch_size, gen, drop)
+        return loader, None if test is None else batches(test), True, meta
     try:
         len(data)
     except TypeError:
@@ -130,19 +148,60 @@ def _data(data: Any, test: Any, cfg: TrainConfig, gen: torch.Generator) -> tuple
     return data, None if test is None else batches(test), False, {"name": type(data).__name__}
 
 
-class _Checkpoints:
-    """Writes (rank 0 only) and restores ``<out_dir>/checkpoint.pt``."""
+def _check_batches(loader: Any, data: Any, cfg: TrainConfig) -> None:
+    if ddp.active() and cfg.batch_size < ddp.dist.get_world_size():
+        raise ddp.DistributedError(f"--batch-size {cfg.batch_size} is smaller than the {ddp.dist.get_world_size()} "
+                                   f"ranks: every rank needs a sample; pass --batch-size >= the rank count")
+    if len(loader) == 0:
+        n = len(data.train) if isinstance(data, DatasetBundle) else "the"
+        raise DataError(f"{n} training samples do not fill one batch of {cfg.batch_size}; "
+                        f"lower --batch-size or use more data")
 
-    def __init__(self, cfg: TrainConfig, state: TrainState, dataset: dict[str, Any], rank: int) -> None:
+
+class _Checkpoints:
+    """Claims the output folder (rank 0), writes (rank 0 only) and restores ``<out_dir>/checkpoint.pt``."""
+
+    def __init__(self, cfg: TrainConfig, state: TrainState, data: Any, meta: dict[str, Any], rank: int) -> None:
         self.path = Path(cfg.out_dir) / "checkpoint.pt" if cfg.out_dir is not None else None
-        self.state, self.dataset, self.rank = state, dataset, rank
+        self.state, self.rank, self.lock = state, rank, None
+        self.run: dict[str, Any] = {}
+        if self.path is not None:  # hashes the data: only when checkpointing
+            lr = cfg.lr if cfg.lr is not None else state.strategy.optim_config().lr
+            ident = dict(batch_size=cfg.batch_size, seed=cfg.seed, epochs=cfg.epochs, lr=lr)
+            self.run = (resume.run_identity(data, **ident) if isinstance(data, DatasetBundle)
+                        else {"dataset": meta, **ident})
+
+    def claim(self, cfg: TrainConfig) -> None:
+        """Rank 0 claims the folder (writable, locked, not another run's); every rank learns the outcome."""
+        if self.path is None:
+            if cfg.resume:
+                raise CheckpointError("resume needs an output folder holding checkpoint.pt")
+            return
+        error = None
+        if self.rank == 0:
+            try:
+                self.lock = rundir.claim(self.path.parent, resume=cfg.resume, force=cfg.force)
+            except rundir.RunFolderError as exc:
+                error = exc
+        if ddp.active():  # rank 0's claim decides for every rank
+            failing, _, _ = ddp.agree(failed=error is not None)
+            if error is None:
+                ddp.raise_if_failed(failing, "claiming the output folder")
+        if error is not None:
+            raise error
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def save(self, epoch: int, step_in_epoch: int) -> None:
         s = self.state
         if self.path is None or self.rank != 0:
             return
         save_checkpoint(self.path, {
-            "strategy": s.strategy.name, "strategy_config": s.strategy.config(), "dataset": self.dataset,
+            "strategy": s.strategy.name, "strategy_config": s.strategy.config(),
+            "dataset": self.run["dataset"], "run": self.run,
             "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
             "scheduler": s.scheduler.state_dict() if s.scheduler is not None else None,
             "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": s.global_step,
@@ -150,28 +209,17 @@ class _Checkpoints:
             "history": s.history, "train_seconds": s.train_seconds, "train_cpu_seconds": s.train_cpu_seconds,
         })
 
-    def restore(self) -> int:
-        """Load the checkpoint into the state (if there is one); the steps of its epoch already done."""
-        if self.path is None:
-            raise CheckpointError("resume needs an output folder holding checkpoint.pt")
-        if not self.path.exists():
+    def restore(self, steps_per_epoch: int) -> int:
+        """Load the checkpoint (after the run-identity checks) into the state, if there is one;
+        the steps of its epoch already done."""
+        if self.path is None or not self.path.exists():
             return 0
         s = self.state
-        ck = load_checkpoint(self.path, strategy=s.strategy.name)
-        if ck["strategy_config"] != s.strategy.config():
-            raise CheckpointError(
-                f"{self.path} was trained with {ck['strategy_config']}, not {s.strategy.config()}; "
-                f"resume with the same options or use another output folder"
-            )
-        s.model.load_state_dict(ck["model"])
-        s.optimizer.load_state_dict(ck["optimizer"])
-        if s.scheduler is not None and ck.get("scheduler") is not None:
-            s.scheduler.load_state_dict(ck["scheduler"])
+        ck = resume.restore(self.path, s.strategy, s.model, s.optimizer, s.scheduler, self.run, steps_per_epoch)
         s.epoch, s.global_step = ck["epoch"], ck.get("global_step", 0)
         s.history = list(ck.get("history", []))
         s.train_seconds = float(ck.get("train_seconds", 0.0))
         s.train_cpu_seconds = float(ck.get("train_cpu_seconds", 0.0))
-        torch.set_rng_state(ck["rng"]["torch"])
         return int(ck.get("step_in_epoch", 0))
 
 
@@ -190,35 +238,61 @@ class _Clock:
         self.state.train_cpu_seconds += time.process_time() - self.c
 
 
-def _step(state: TrainState, x: torch.Tensor, y: torch.Tensor, distributed: bool) -> tuple[int, int]:
-    """One optimizer step on a global batch; (samples, correct) of this rank's part."""
-    n_global = len(y)
+def _forward_backward(state: TrainState, x: torch.Tensor, y: torch.Tensor, n_global: int,
+                      guard: guards.NonFiniteGuard) -> tuple[str | None, Any]:
+    """Guarded loss + backward on this rank's batch: (reason the step must not be applied, logits)."""
+    bad = guard.before(state.model, x)
+    if bad is not None:
+        return bad, None
+    loss, logits = state.strategy.loss(state.model, x, y)
+    state.optimizer.zero_grad(set_to_none=True)
+    # distributed: weight so that averaging over ranks gives the global batch mean
+    (loss * ddp.weight_of_shard(len(y), n_global) if ddp.active() else loss).backward()
+    state.loss = float(loss.detach())
+    return guard.after(state.model, loss), logits
+
+
+def _step(state: TrainState, x: torch.Tensor, y: torch.Tensor, guard: guards.NonFiniteGuard,
+          sigterm: _SigtermFlag) -> tuple[int, int, bool]:
+    """One guarded optimizer step on a global batch: (samples, correct) of this rank's part (0, 0 for
+    a skipped batch) and whether training must stop (SIGTERM here or, distributed, on any rank)."""
+    where = f"epoch {state.epoch + 1}, batch {state.step_in_epoch + 1}"
+    n_global, distributed = len(y), ddp.active()
     if distributed:
         x, y = ddp.shard(x, y)
-    loss, logits = state.strategy.loss(state.model, x, y)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"loss became {loss.item()} at epoch {state.epoch + 1} step "
-                                 f"{state.step_in_epoch}; lower the learning rate (--lr)")
-    state.optimizer.zero_grad(set_to_none=True)
-    if distributed:  # weight so that averaging over ranks gives the global batch mean
-        (loss * ddp.weight_of_shard(len(y), n_global)).backward()
+    bad, logits, failed = None, None, None
+    try:
+        bad, logits = _forward_backward(state, x, y, n_global, guard)
+    except Exception as exc:
+        if not distributed:
+            raise
+        failed = exc
+    terminated = sigterm.requested
+    if distributed:  # tell the peers before they wait for this rank's gradients
+        failing, any_bad, any_stop = ddp.agree(failed is not None, bad is not None, sigterm.requested)
+        if failed is not None:
+            raise failed
+        ddp.raise_if_failed(failing, where)
+        bad = bad or ("another rank's slice of this batch gave NaN/Inf" if any_bad else None)
+        terminated = terminated or any_stop
+    if bad is not None:
+        guard.reject(state.model, bad, where)  # raises unless on_nonfinite="skip"
+        return 0, 0, terminated
+    if distributed:
         ddp.average_gradients(state.model)
-    else:
-        loss.backward()
     state.optimizer.step()
     if distributed:
         ddp.average_buffers(state.model)
     if state.scheduler is not None:
         state.scheduler.step()
     state.global_step += 1
-    state.loss = float(loss.detach())
-    return len(y), int((logits.detach().argmax(-1) == y).sum())
+    return len(y), int((logits.detach().argmax(-1) == y).sum()), terminated
 
 
 def _epoch(state: TrainState, loader: Any, skip: int, ckpt: _Checkpoints, callbacks: list[Any],
-           sigterm: _SigtermFlag) -> tuple[bool, int, int, float]:
-    """Train one epoch from batch ``skip``; (interrupted inside it?, samples, correct, loss sum)."""
-    cfg, distributed = state.cfg, ddp.active()
+           guard: guards.NonFiniteGuard, sigterm: _SigtermFlag) -> tuple[bool, bool, int, int, float]:
+    """Train one epoch from batch ``skip``; (interrupted inside it?, terminated?, samples, correct, loss sum)."""
+    cfg = state.cfg
     seen = correct = 0
     loss_sum = 0.0
     items: Iterable[Any] = enumerate(loader)
@@ -231,7 +305,9 @@ def _epoch(state: TrainState, loader: Any, skip: int, ckpt: _Checkpoints, callba
     for step, (x, y, *_) in items:
         if step < skip:
             continue
-        n, c = _step(state, x.to(cfg.device, non_blocking=True), y.to(cfg.device, non_blocking=True), distributed)
+        state.step_in_epoch = step
+        n, c, terminated = _step(state, x.to(cfg.device, non_blocking=True), y.to(cfg.device, non_blocking=True),
+                                 guard, sigterm)
         state.step_in_epoch = step + 1
         seen, correct, loss_sum = seen + n, correct + c, loss_sum + state.loss * n
         clock.pause()
@@ -239,20 +315,47 @@ def _epoch(state: TrainState, loader: Any, skip: int, ckpt: _Checkpoints, callba
             ckpt.save(state.epoch, step + 1)
         call(callbacks, "on_step", state)
         clock.start()
-        if state.stop or sigterm.requested or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
+        if state.stop or terminated or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
             # interrupted inside the epoch unless this was its last batch (a SIGTERM always interrupts)
-            return sigterm.requested or step + 1 < len(loader), seen, correct, loss_sum
+            return terminated or step + 1 < len(loader), terminated, seen, correct, loss_sum
     clock.pause()
-    return False, seen, correct, loss_sum
+    return False, False, seen, correct, loss_sum
 
 
-def _end_epoch(state: TrainState, test: Any, seen: int, correct: int, loss_sum: float) -> None:
+def _end_epoch(state: TrainState, test: Any, seen: int, correct: int, loss_sum: float, skipped: int) -> None:
     cfg = state.cfg
     accs = evaluate(state.strategy, state.model, test, cfg.eval_T, cfg.device) if test is not None else {}
     state.history.append({"epoch": state.epoch + 1, "train_loss": loss_sum / max(1, seen),
                           "train_acc": correct / max(1, seen),
                           "test_acc": {str(t): a for t, a in accs.items()},
-                          "train_seconds": state.train_seconds})
+                          "train_seconds": state.train_seconds, "nonfinite_skipped": skipped})
+
+
+def _loop(state: TrainState, loader: Any, test: Any, own_loader: bool, gen: torch.Generator, skip: int,
+          ckpt: _Checkpoints, callbacks: list[Any], sigterm: _SigtermFlag) -> None:
+    cfg, model = state.cfg, state.model
+    guard = guards.NonFiniteGuard(cfg.on_nonfinite)
+    terminated = False
+    call(callbacks, "on_train_start", state)
+    for epoch in range(state.epoch, cfg.epochs):
+        state.epoch, state.step_in_epoch = epoch, skip
+        if own_loader:  # the shuffle depends on (seed, epoch) only: a resumed run replays it
+            gen.manual_seed((cfg.seed or 0) * 100003 + epoch)
+        model.train()
+        interrupted, terminated, seen, correct, loss_sum = _epoch(state, loader, skip, ckpt, callbacks, guard,
+                                                                  sigterm)
+        skip = 0
+        if interrupted:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
+            ckpt.save(epoch, state.step_in_epoch)
+            break
+        _end_epoch(state, test, seen, correct, loss_sum, len(guard.skipped))
+        ckpt.save(epoch + 1, 0)
+        call(callbacks, "on_epoch", state)
+        if state.stop or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
+            break
+    if terminated or sigterm.requested:  # the checkpoint of the position is written
+        raise SystemExit(128 + signal.SIGTERM)
+    call(callbacks, "on_train_end", state)
 
 
 def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = None, *, test: Any = None,
@@ -262,39 +365,25 @@ def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = 
     :mod:`snnplug.engine.callbacks`. Build the model after ``seed_everything(cfg.seed)`` for
     reproducible initial weights."""
     cfg = cfg or TrainConfig()
-    callbacks = list(callbacks)
     gen = seed_everything(cfg.seed) if cfg.seed is not None else torch.Generator().manual_seed(0)
     model.to(cfg.device)
-    loader, test_batches, own_loader, dataset = _data(data, test, cfg, gen)
+    loader, test_batches, own_loader, meta = _data(data, test, cfg, gen)
     if isinstance(data, DatasetBundle) and data.frames != strategy.frames:
         raise ShapeError(_layout_mismatch(data.name, data.frames))
+    _check_batches(loader, data, cfg)
     opt, sched = strategy.make_optimizer(model, cfg.epochs, len(loader), cfg.lr)
     state = TrainState(strategy=strategy, model=model, optimizer=opt, scheduler=sched, cfg=cfg)
-    ckpt = _Checkpoints(cfg, state, dataset, ddp.rank())
-    skip = ckpt.restore() if cfg.resume else 0
-    sigterm = _SigtermFlag(enabled=ckpt.path is not None)
+    ckpt = _Checkpoints(cfg, state, data, meta, ddp.rank())
+    ckpt.claim(cfg)
+    sigterm = None
     try:
-        call(callbacks, "on_train_start", state)
-        for epoch in range(state.epoch, cfg.epochs):
-            state.epoch, state.step_in_epoch = epoch, skip
-            if own_loader:  # the shuffle depends on (seed, epoch) only: a resumed run replays it
-                gen.manual_seed((cfg.seed or 0) * 100003 + epoch)
-            model.train()
-            interrupted, seen, correct, loss_sum = _epoch(state, loader, skip, ckpt, callbacks, sigterm)
-            skip = 0
-            if interrupted:  # like a kill: keep the mid-epoch position, skip the epoch's evaluation
-                ckpt.save(epoch, state.step_in_epoch)
-                break
-            _end_epoch(state, test_batches, seen, correct, loss_sum)
-            ckpt.save(epoch + 1, 0)
-            call(callbacks, "on_epoch", state)
-            if state.stop or (cfg.max_steps is not None and state.global_step >= cfg.max_steps):
-                break
-        if sigterm.requested:  # the checkpoint of the position is written
-            raise SystemExit(128 + signal.SIGTERM)
-        call(callbacks, "on_train_end", state)
+        skip = ckpt.restore(len(loader)) if cfg.resume else 0
+        sigterm = _SigtermFlag(enabled=ckpt.path is not None)
+        _loop(state, loader, test_batches, own_loader, gen, skip, ckpt, list(callbacks), sigterm)
     finally:
-        sigterm.restore()  # never leave the handler installed in the caller's process
+        if sigterm is not None:
+            sigterm.restore()  # never leave the handler installed in the caller's process
+        ckpt.release()
     return TrainResult(model=model, history=state.history, train_seconds=state.train_seconds,
                        peak_memory_mb=_peak_rss_mb(), train_cpu_seconds=state.train_cpu_seconds,
                        steps=state.global_step, metrics=state.metrics)
@@ -306,6 +395,11 @@ def train_distributed(strategy: Any, model: nn.Module, data: Any, cfg: TrainConf
     ddp.init_from_env()
     ddp.broadcast_model(model)
     try:
-        return train(strategy, model, data, cfg, **kw)
-    finally:
-        ddp.barrier()
+        result = train(strategy, model, data, cfg, **kw)
+    except BaseException:
+        # no barrier here: a peer may be gone; leaving lets torchrun end the job at once
+        ddp.dist.destroy_process_group()
+        raise
+    ddp.barrier()  # every rank finished: rank 0's final checkpoint is on disk
+    ddp.dist.destroy_process_group()
+    return result

@@ -116,7 +116,10 @@ def bntt_eval(x: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor, var: tor
 def update_running(running_mean: torch.Tensor, running_var: torch.Tensor, mean: torch.Tensor,
                    var: torch.Tensor, n: int, momentum: float | torch.Tensor) -> None:
     """``torch.nn.BatchNorm``'s running update, in place, for ``[t, C]`` slices:
-    ``μ̄ ← (1 − m)μ̄ + m·μ``, ``σ̄² ← (1 − m)σ̄² + m·σ²·n/(n − 1)``. ``momentum`` may be ``[t, 1]``."""
+    ``μ̄ ← (1 − m)μ̄ + m·μ``, ``σ̄² ← (1 − m)σ̄² + m·σ²·n/(n − 1)``. ``momentum`` may be ``[t, 1]``.
+    An entry whose batch statistic is NaN/Inf keeps its running value (a bad batch never poisons
+    the statistics used at inference)."""
     unbiased = var * (n / (n - 1))
-    running_mean.lerp_(mean.to(running_mean.dtype), momentum)
-    running_var.lerp_(unbiased.to(running_var.dtype), momentum)
+    mean, unbiased = mean.to(running_mean.dtype), unbiased.to(running_var.dtype)
+    running_mean.lerp_(torch.where(torch.isfinite(mean), mean, running_mean), momentum)
+    running_var.lerp_(torch.where(torch.isfinite(unbiased), unbiased, running_var), momentum)

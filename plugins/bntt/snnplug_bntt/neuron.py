@@ -22,7 +22,7 @@ import torch
 
 from snnplug import kernels
 from snnplug.backends.spikingjelly import memory_module_base
-from snnplug.checks import as_float, as_steps
+from snnplug.checks import as_float, as_steps, check_length
 from snnplug.errors import ShapeError, TimeStepError
 
 
@@ -135,6 +135,7 @@ class BNTTLIFNode(memory_module_base()):
         self.register_memory("v", 0.0)
         self.register_memory("t", 0)
         self.step_mode = step_mode
+        self.strict_T = True  # a first sequence must have T steps (snnplug.checks.any_length relaxes it)
 
     def extra_repr(self) -> str:
         return (f"leak={self.leak}, v_threshold={self.v_threshold}, surrogate_alpha={self.surrogate_alpha}, "
@@ -142,6 +143,7 @@ class BNTTLIFNode(memory_module_base()):
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         _check_seq(type(self).__name__, x_seq, self.T, int(self.t), True)
+        check_length(type(self).__name__, x_seq, self.T, strict=self.strict_T, t0=int(self.t))
         v0 = self.v if isinstance(self.v, torch.Tensor) else torch.full_like(x_seq[0], float(self.v))
         k = kernels.for_tensor(x_seq, "snnplug_bntt.kernels")  # fused Triton kernel on CUDA
         fn = LIFSequence if k is None else k.LIFSequence

@@ -8,14 +8,13 @@ noise (layer i uses ``seed + i``). The result maps ``[T', B, ...] -> [T', B, cla
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 from torch import nn
 
 from snnplug.backends.spikingjelly import invalidate_reset_cache, reset
-from snnplug.checks import as_steps, check_sequence
+from snnplug.checks import any_length, as_steps, check_sequence, copy_model
 from snnplug.errors import UnsupportedModuleError
 from snnplug_noise.control import configure, noisy_nodes
 
@@ -31,7 +30,8 @@ class NoiseSNN(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         check_sequence(x_seq, who="noise-multistep SNN", min_rank=3, T=self.T, allow_shorter=True)
         reset(self.net)
-        return self.net(x_seq)
+        with any_length(self.net):  # documented: any T' <= T (checked above)
+            return self.net(x_seq)
 
     def extra_repr(self) -> str:
         return f"T={self.T}"
@@ -58,7 +58,7 @@ def convert(model: nn.Module, T: int = 10, *, stage: int = 3, alpha: float = 4.0
         raise ValueError(f"noise-multistep stage must be 2 or 3, got {stage!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise TypeError(f"noise-multistep needs a non-negative int seed (reproducible inference), got {seed!r}")
-    net = copy.deepcopy(model)
+    net = copy_model(model, "noise-multistep")
     configure(net, stage=stage, alpha=alpha, beta=beta, seed=seed, T=T)
     net.eval()
     for p in net.parameters():

@@ -30,7 +30,7 @@ import torch
 
 from snnplug import kernels
 from snnplug.backends.spikingjelly import memory_module_base
-from snnplug.checks import as_float, as_steps, check_sequence
+from snnplug.checks import as_float, as_steps, check_length, check_sequence
 from snnplug.errors import ShapeError
 from snnplug_noise import noise as N
 from snnplug_noise.surrogate import PAPER_A, spike
@@ -84,6 +84,7 @@ class NoisyLIFNode(memory_module_base()):
         self.last_noise: torch.Tensor | None = None
         self.register_memory("v", 0.0)
         self.step_mode = step_mode
+        self.strict_T = True  # with T: sequences must have T steps (snnplug.checks.any_length relaxes it)
 
     # -- configuration ---------------------------------------------------------------
     def configure(self, *, stage: int | None = None, alpha: float | None = None,
@@ -165,6 +166,7 @@ class NoisyLIFNode(memory_module_base()):
         """All steps' noise is drawn in one call (so stage 2 and stage 3 with alpha = inf see the
         same numbers); stages 1/2 then run vectorised over time, stage 3 step by step."""
         check_sequence(x_seq, who="NoisyLIFNode", min_rank=3, T=self.T, allow_shorter=True)
+        check_length("NoisyLIFNode", x_seq, self.T, strict=self.strict_T)
         xi = N.draw(self.spec, x_seq, self._generator(x_seq))
         k = kernels.for_tensor(x_seq, "snnplug_noise.kernels")  # fused Triton kernels on CUDA
         if k is not None and not self.record_noise and not (torch.is_grad_enabled() and x_seq.requires_grad):

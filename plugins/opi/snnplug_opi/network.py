@@ -17,7 +17,7 @@ import torch
 from torch import fx, nn
 
 from snnplug.backends.spikingjelly import sj
-from snnplug.checks import as_steps, check_sequence
+from snnplug.checks import any_length, as_steps, check_length, check_sequence
 from snnplug.errors import ShapeError, TimeStepError
 from snnplug_opi.neuron import OPIIFNode
 
@@ -62,6 +62,7 @@ class OPISpikingNet(nn.Module, StepModule):
         self.T = as_steps("T", T)
         self.info = dict(info or {})
         self._step_mode = "m"
+        self.strict_T = True  # sequences must have T steps (snnplug.checks.any_length relaxes it)
         self._acts = [m for m in body.modules() if isinstance(m, SpikingActivation)]
 
     @property
@@ -81,6 +82,7 @@ class OPISpikingNet(nn.Module, StepModule):
                     f"step a rank-{rank} batch), got shape {tuple(x.shape)}; for a static batch "
                     f"[B, ...] use net.predict(x, T) or snnplug.data.encoders.direct(x, T)"
                 )
+            check_length("OPISpikingNet (multi-step)", x, self.T, strict=self.strict_T)
             T, B = x.shape[0], x.shape[1]
             flat = x.reshape(T * B, *x.shape[2:])
         else:
@@ -110,7 +112,8 @@ class OPISpikingNet(nn.Module, StepModule):
         if self.step_mode != "m":
             raise ValueError("predict_anytime needs step_mode='m' (set_step_mode(net, 'm'))")
         reset(self)
-        out = self(direct(x, steps))
+        with any_length(self):  # the caller chose the steps
+            out = self(direct(x, steps))
         reset(self)
         return running_mean(out)
 

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from typing import Any
 
@@ -30,7 +29,7 @@ from torch import fx, nn
 from spikingjelly.activation_based.ann2snn import FXConversionRecipe
 
 from snnplug.backends.spikingjelly import sj
-from snnplug.checks import as_float, as_steps
+from snnplug.checks import as_float, as_steps, copy_model
 from snnplug.errors import SnnplugError
 from snnplug_opi import graph as G
 from snnplug_opi.calibrate import PercentileObserver, iter_batches
@@ -86,7 +85,7 @@ class OPIRecipe(FXConversionRecipe):
             raise SnnplugError("this model already holds spiking/stateful SpikingJelly modules; "
                                "OPI converts an ANN (ReLU or ClipReLU activations)")
         self._t0 = time.perf_counter()
-        net = copy.deepcopy(ann).eval()
+        net = copy_model(ann, "the OPI converter").eval()
         self.info = {"clip_layers": _swap_clip_relus(net), "v_init": self.v_init}
         return net
 

@@ -8,14 +8,13 @@ ANN; ``forward``/``predict``/``predict_anytime`` always run the network that is 
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from snnplug.checks import as_float, as_steps
+from snnplug.checks import as_float, as_steps, copy_model
 from snnplug.errors import SnnplugError, UnsupportedModuleError
 from snnplug.strategies import OptimConfig, Strategy
 from snnplug_opi.clip import ClipReLU
@@ -83,7 +82,7 @@ class OPIANNStrategy(Strategy):
         functionally (``F.relu``) cannot be swapped: the converter calibrates those instead."""
         if not isinstance(model, nn.Module):
             raise TypeError(f"prepare expects an nn.Module, got {type(model).__name__}")
-        model = copy.deepcopy(model)
+        model = copy_model(model, "opi-ann prepare")
         for pname, parent in list(model.named_modules()):
             for name, child in list(parent.named_children()):
                 where = f"{pname}.{name}" if pname else name
