@@ -119,9 +119,9 @@ def accepted_options(factory: Callable[..., Any], built: Any = None) -> list[str
             params = inspect.signature(target).parameters.values()
         except (TypeError, ValueError):
             continue
-        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-                  and p.name not in ("self", "model", "ann", "calibration")}
-    return sorted(names)
+        names |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    # not options a user sets: the model/data arguments, and the input layout (from the dataset)
+    return sorted(names - {"self", "model", "ann", "calibration", "frames"})
 
 
 def build_plugin(family: str, name: str, make: Callable[..., Any], options: dict[str, Any]) -> Any:

@@ -65,6 +65,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 # -- train / evaluate / convert -----------------------------------------------------------
 def _strategy_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kw = dict(args.set or [])
+    if "frames" in kw:
+        from snnplug.errors import PluginOptionError
+
+        raise PluginOptionError("--set frames=... is not an option here: the input layout (static images or "
+                                "event frames) comes from the dataset; choose it with --dataset")
     if args.T is not None:
         kw["T"] = args.T
     return kw

@@ -253,10 +253,9 @@ def _forward_backward(state: TrainState, x: torch.Tensor, y: torch.Tensor, n_glo
 
 
 def _step(state: TrainState, x: torch.Tensor, y: torch.Tensor, guard: guards.NonFiniteGuard,
-          sigterm: _SigtermFlag) -> tuple[int, int, bool]:
+          sigterm: _SigtermFlag, where: str) -> tuple[int, int, bool]:
     """One guarded optimizer step on a global batch: (samples, correct) of this rank's part (0, 0 for
     a skipped batch) and whether training must stop (SIGTERM here or, distributed, on any rank)."""
-    where = f"epoch {state.epoch + 1}, batch {state.step_in_epoch + 1}"
     n_global, distributed = len(y), ddp.active()
     if distributed:
         x, y = ddp.shard(x, y)
@@ -305,9 +304,9 @@ def _epoch(state: TrainState, loader: Any, skip: int, ckpt: _Checkpoints, callba
     for step, (x, y, *_) in items:
         if step < skip:
             continue
-        state.step_in_epoch = step
+        where = f"epoch {state.epoch + 1}, batch {step + 1} of {len(loader)}"
         n, c, terminated = _step(state, x.to(cfg.device, non_blocking=True), y.to(cfg.device, non_blocking=True),
-                                 guard, sigterm)
+                                 guard, sigterm, where)
         state.step_in_epoch = step + 1
         seen, correct, loss_sum = seen + n, correct + c, loss_sum + state.loss * n
         clock.pause()
