@@ -29,8 +29,7 @@ WORKER = textwrap.dedent('''
     import torch.distributed as dist
     import snnplug
     from snnplug.data import load_dataset
-    from snnplug.engine import TrainConfig
-    from snnplug.engine.distributed import train_distributed
+    from snnplug.engine import TrainConfig, train_distributed
     from snnplug.engine.seed import seed_everything
 
     mode, out = sys.argv[1], sys.argv[2]
