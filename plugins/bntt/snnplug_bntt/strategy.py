@@ -89,6 +89,16 @@ class BNTTStrategy(Strategy):
         """Accumulated output potential ``u_t`` at the last step, divided by the steps run."""
         return out_seq[-1] / out_seq.shape[0]
 
+    def run(self, model: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+        """The model's output as the accumulated potential ``u_t``: as is when the model ends in
+        BNTT's :class:`~snnplug_bntt.neuron.Accumulator` (the paper's output layer), else its
+        running sum, so ``u_T/T`` is the mean output over time (a user's model ending in spiking
+        neurons or a plain classifier)."""
+        from snnplug.time_axis import driven
+
+        out = super().run(model, x_seq)
+        return out if _ends_in_accumulator(driven(model, x_seq)) else out.cumsum(0)
+
     def predict_anytime(self, model: nn.Module, x: torch.Tensor, T: int | None = None) -> torch.Tensor:
         """Logits ``u_t / t`` after every step of one simulation: ``[T, B, C]``."""
         steps = self.T if T is None else as_steps("T", T)
@@ -119,6 +129,14 @@ class BNTTStrategy(Strategy):
         names = [n for n, _ in bntt_layers(model)]
         profile = gamma_profile(model)  # [layers, T]
         return {"mean gamma over time": {f"BNTT layer {n}": profile[i].tolist() for i, n in enumerate(names)}}
+
+
+def _ends_in_accumulator(model: nn.Module) -> bool:
+    from snnplug.backends.spikingjelly import is_spiking_neuron
+    from snnplug_bntt.neuron import Accumulator
+
+    last = [m for m in model.modules() if isinstance(m, Accumulator) or is_spiking_neuron(m)]
+    return bool(last) and isinstance(last[-1], Accumulator)
 
 
 def make_strategy(**kw: Any) -> BNTTStrategy:

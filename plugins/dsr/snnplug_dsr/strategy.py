@@ -27,6 +27,8 @@ from snnplug.strategies import OptimConfig, Strategy
 
 from . import presets
 from .neuron import DSRIFNode, DSRLIFNode, DSRNode
+from snnplug.time_axis import driven
+
 from .representation import dsr_neurons, representation_forward, unsupported_modules
 from .thresholds import param_groups, threshold_l2
 
@@ -174,6 +176,7 @@ class DSRStrategy(Strategy):
             raise SnnplugError("the model has no DSR neurons: call strategy.prepare(model) or "
                                "snnplug.apply(model, neuron='dsr-if', T=...) first")
         x_seq = self.encode(x, self.T)
+        model = driven(model, x_seq)  # the multi-step body of a model that adds T itself
         if self.backward_mode(model) == "representation":
             return representation_forward(model, x_seq, chunk=self.chunk)
         return self.readout(self.run(model, x_seq))
