@@ -6,6 +6,11 @@
   eq. 5, ``beta = exp(-dt/tau)``) equals SpikingJelly's ``H = V + (X - V)/tau_sj`` when
   ``beta = 1 - 1/tau_sj``, i.e. ``tau = -1/ln(1 - 1/tau_sj)``; spikes carry ``Vth/dt = Vth``.
 
+The firing point carries too: the source neuron fires at ``v >= Vth``, so the replacement gets
+``alpha = 1`` (the paper's ``alpha = 0.5`` for IF / 0.3 for LIF, which fire at ``alpha*Vth``,
+are in ``preset="paper"``); on SpikingJelly's tutorial CSNN alpha = 1 trains far better than
+0.5 (``python benchmarks/zoo.py``, docs/benchmarks.md section zoo).
+
 What DSR cannot keep is reported with :func:`snnplug.neuron_settings.changed` (hard reset ->
 reset by subtraction, which the spike representation of eqs. 4-5 assumes; the surrogate, since
 DSR's gradient goes through the representation; a trained PLIF tau, frozen at its value) or
@@ -25,6 +30,7 @@ from .presets import IF_DEFAULTS, LIF_DEFAULTS
 
 
 def _common(s: NeuronSettings, name: str, kw: dict[str, Any], bound: float) -> dict[str, Any]:
+    kw.setdefault("alpha", 1.0)  # fire where the source neuron fires: v >= Vth
     if "v_threshold" not in kw:
         kw["v_threshold"] = s.scalar_threshold(name)
     kw.setdefault("v_threshold_bound", min(bound, kw["v_threshold"]))
@@ -74,7 +80,6 @@ def dsr_lif_from(old: Any, T: int = 20, **kw: Any) -> Any:
                                f"{s.tau:.4g} (decay {s.leak:.4g} per step)")
     else:
         kw.setdefault("dt", LIF_DEFAULTS["dt"])
-    kw.setdefault("alpha", LIF_DEFAULTS["alpha"])
     kw = _common(s, "dsr-lif", kw, LIF_DEFAULTS["v_threshold_bound"])
     return DSRLIFNode(T=T, **kw)
 

@@ -132,6 +132,7 @@ class DSRStrategy(Strategy):
             net = mlp(size, num_classes, hidden=(self.hidden,), neuron=self.make_neuron)
         if self.spike_output:
             net.append(self.make_neuron())
+        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -152,6 +153,16 @@ class DSRStrategy(Strategy):
         lr = self.lr if self.lr is not None else (presets.SGD["lr"] if self.optimizer == "sgd" else 1e-3)
         return OptimConfig(name=self.optimizer, lr=lr, momentum=presets.SGD["momentum"],
                            weight_decay=self.weight_decay, schedule="cosine")
+
+    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
+                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
+        """The paper's optimizer. Without an explicit lr, SGD takes the paper's 0.1 on the
+        reference network (:meth:`build_model`) and ``presets.USER_MODEL_SGD_LR`` (0.01) on any other
+        model: 0.1 oscillates or diverges within 100 steps on SpikingJelly's zoo models
+        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md section zoo-stability)."""
+        if lr is None and self.lr is None and self.optimizer == "sgd" and not getattr(model, "snnplug_reference", False):
+            lr = presets.USER_MODEL_SGD_LR
+        return super().make_optimizer(model, epochs, steps_per_epoch, lr)
 
     def param_groups(self, model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         return param_groups(model, cfg.weight_decay, cfg.lr, self.threshold_lr_scale)
