@@ -118,7 +118,7 @@ def test(net, x, y, batch: int = 500) -> float:
 
 def stability(args: argparse.Namespace) -> None:
     """Strategy defaults on zoo models: ``--steps`` steps of batch 8 (Fashion-MNIST, padded to 3x32x32),
-    T=2, each strategy's ``make_optimizer`` defaults (and DSR's SGD at the given ``--lrs``); reports the
+    T=2, each strategy's ``make_optimizer`` defaults (and the ``--extra`` settings); reports the
     first loss, the largest loss and the mean of the last 10 losses."""
     import snnplug
     from snnplug.compat import rows
@@ -131,8 +131,14 @@ def stability(args: argparse.Namespace) -> None:
     picked = [r for r in rows() if r.name in args.models]
     out = []
     for r in picked:
-        for name, kw in [("dsr", {"T": 2, "lr": lr}) for lr in args.lrs] + [("dsr", {"T": 2}), ("bntt", {"T": 2}),
-                                                                             ("noise", {})]:
+        extra = []
+        for spec in args.extra:  # "dsr:sgd:0.1"
+            n, o, lr = spec.split(":")
+            kw_extra = {"T": 2, "lr": float(lr)}
+            if n == "dsr":
+                kw_extra["optimizer"] = o  # the other strategies have one optimizer
+            extra.append((n, kw_extra))
+        for name, kw in extra + [("dsr", {"T": 2}), ("bntt", {"T": 2}), ("noise", {})]:
             torch.manual_seed(0)
             st = snnplug.strategy(name, **kw)
             with warnings.catch_warnings():
@@ -154,19 +160,21 @@ def stability(args: argparse.Namespace) -> None:
                 losses.append(float(loss.detach()))
             lr0 = opt.param_groups[0].get("initial_lr", opt.param_groups[0]["lr"])
             tail = sum(losses[-10:]) / len(losses[-10:])
-            row = [r.name, name, f"{lr0:g}" + (" (default)" if "lr" not in kw else ""), f"{losses[0]:.3g}",
+            opt_name = type(opt).__name__
+            row = [r.name, name, f"{opt_name} {lr0:g}" + (" (default)" if "lr" not in kw else ""), f"{losses[0]:.3g}",
                    f"{max(losses):.3g}", f"{tail:.3g}",
                    "diverged" if (not math.isfinite(tail) or tail > 2 * losses[0]) else "stable"]
             print(row, flush=True)
             out.append(row)
     from _report import table, write_section
 
-    write_section("zoo-stability", "Strategy defaults on SpikingJelly zoo models (first steps)",
+    write_section(args.section, "Strategy defaults on SpikingJelly zoo models (first steps)"
+                  + (f" ({args.section})" if args.section != "zoo-stability" else ""),
                   f"{args.steps} steps of batch 8 (Fashion-MNIST images padded and repeated to 3x32x32 for "
                   f"the 32x32 models), T=2, each strategy's `prepare` and `make_optimizer` defaults "
                   f"(cosine over the run); `diverged` = mean of the last 10 losses above twice the first "
                   f"loss or not finite.\n\n"
-                  + table(["model", "strategy", "lr", "first loss", "max loss", "last-10 mean", "verdict"], out))
+                  + table(["model", "strategy", "optimizer, lr", "first loss", "max loss", "last-10 mean", "verdict"], out))
 
 
 def main() -> None:
@@ -174,7 +182,9 @@ def main() -> None:
     ap.add_argument("--stability", action="store_true", help="strategy defaults on zoo models instead")
     ap.add_argument("--models", nargs="*", default=["spiking_resnet18", "sew_resnet18 ADD", "spiking_vgg11_bn",
                                                     "tutorial CSNN (conv_fashion_mnist)"])
-    ap.add_argument("--lrs", nargs="*", type=float, default=[0.1])
+    ap.add_argument("--section", default="zoo-stability", help="docs/benchmarks.md section of --stability")
+    ap.add_argument("--extra", nargs="*", default=["dsr:sgd:0.1"],
+                    help="extra strategy settings to compare, as name:optimizer:lr")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--channels", type=int, default=32)

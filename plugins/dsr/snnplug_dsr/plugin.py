@@ -73,7 +73,7 @@ def dsr_strategy(**kw: Any) -> Any:
     """DSR training strategy (Meng et al., CVPR 2022): spiking forward, backward on the spike
     representation ``a_l = clamp(W_l a_{l-1}, 0, Vth_l)`` in one T-independent pass; rate
     readout, cross-entropy + ``threshold_l2/2 * sum Vth**2``; SGD lr 0.1, momentum 0.9, wd 5e-4,
-    cosine (paper). Keywords: T=20, neuron='if'|'lif', backward='auto'|'representation'|'per-step',
+    cosine (paper) on its reference net, Adam 1e-3 on other models (stable on the zoo). Keywords: T=20, neuron='if'|'lif', backward='auto'|'representation'|'per-step',
     chunk=None|int, optimizer='sgd'|'adam', lr, neuron_kwargs, channels, hidden, norm, spike_output.
     """
     from snnplug_dsr.strategy import DSRStrategy

@@ -17,6 +17,3 @@ LIF_DEFAULTS: dict[str, Any] = {"T": 20, "v_threshold": 0.3, "tau": 1.0, "dt": 0
                                 "v_threshold_bound": 5e-4}
 THRESHOLD_L2 = 5e-4
 SGD = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4}
-#: SGD learning rate the strategy uses on models it did not build (measured: the paper's 0.1 is
-#: not stable on SpikingJelly's zoo models; benchmarks/zoo.py --stability)
-USER_MODEL_SGD_LR = 0.01

@@ -74,7 +74,7 @@ class DSRStrategy(Strategy):
     def __init__(self, *, T: int = 20, neuron: str = "if", backward: str = "auto",
                  chunk: int | None = None, threshold_l2: float = presets.THRESHOLD_L2,
                  threshold_lr_scale: float = 1.0,
-                 optimizer: str = "sgd", lr: float | None = None,
+                 optimizer: str | None = None, lr: float | None = None,
                  weight_decay: float = presets.SGD["weight_decay"],
                  neuron_kwargs: dict[str, Any] | None = None, channels: Sequence[int] = (32, 64),
                  hidden: int = 128, norm: bool = True, spike_output: bool = True) -> None:
@@ -85,8 +85,8 @@ class DSRStrategy(Strategy):
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         if chunk is not None:
             as_steps("chunk", chunk)
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        if optimizer not in (None, "sgd", "adam"):
+            raise ValueError(f"optimizer must be None, 'sgd' or 'adam', got {optimizer!r}")
         self.neuron = neuron
         self.backward = backward
         self.chunk = chunk
@@ -149,20 +149,32 @@ class DSRStrategy(Strategy):
 
         return snnplug.apply(model, neuron=f"dsr-{self.neuron}", T=self.T, **self.neuron_kwargs)
 
-    def optim_config(self) -> OptimConfig:
-        lr = self.lr if self.lr is not None else (presets.SGD["lr"] if self.optimizer == "sgd" else 1e-3)
-        return OptimConfig(name=self.optimizer, lr=lr, momentum=presets.SGD["momentum"],
+    def optim_config(self, reference: bool = True) -> OptimConfig:
+        """``optimizer=None`` (default): the paper's SGD (lr 0.1, momentum 0.9, wd 5e-4, cosine)
+        on the reference network, Adam lr 1e-3 (SpikingJelly's tutorial optimizer) on models the
+        strategy did not build (see :meth:`make_optimizer`)."""
+        name = self.optimizer or ("sgd" if reference else "adam")
+        lr = self.lr if self.lr is not None else (presets.SGD["lr"] if name == "sgd" else 1e-3)
+        return OptimConfig(name=name, lr=lr, momentum=presets.SGD["momentum"],
                            weight_decay=self.weight_decay, schedule="cosine")
 
     def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
                        lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """The paper's optimizer. Without an explicit lr, SGD takes the paper's 0.1 on the
-        reference network (:meth:`build_model`) and ``presets.USER_MODEL_SGD_LR`` (0.01) on any other
-        model: 0.1 oscillates or diverges within 100 steps on SpikingJelly's zoo models
-        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md section zoo-stability)."""
-        if lr is None and self.lr is None and self.optimizer == "sgd" and not getattr(model, "snnplug_reference", False):
-            lr = presets.USER_MODEL_SGD_LR
-        return super().make_optimizer(model, epochs, steps_per_epoch, lr)
+        """The optimizer of :meth:`optim_config` for ``model``. The paper's SGD at lr 0.1 is kept
+        for the reference network (:meth:`build_model`); on SpikingJelly's zoo models it diverges
+        within 100 steps, and so does SGD at 0.01 on spiking_resnet18, while Adam 1e-3 is stable
+        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md section zoo-stability), so
+        a model the strategy did not build gets Adam 1e-3 unless ``optimizer``/``lr`` are given."""
+        cfg = self.optim_config(reference=bool(getattr(model, "snnplug_reference", False)))
+        if lr is not None:
+            cfg.lr = float(lr)
+        groups = self.param_groups(model, cfg)
+        if cfg.name == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        else:
+            opt = torch.optim.Adam(groups, lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+        return opt, sched
 
     def param_groups(self, model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         return param_groups(model, cfg.weight_decay, cfg.lr, self.threshold_lr_scale)
