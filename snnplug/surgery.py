@@ -174,10 +174,11 @@ def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None
     elif not inplace:
         model = copy.deepcopy(model)
 
-    if b_plugin is not None and n_plugin is None and not any(sjb.is_spiking_neuron(m) for m in model.modules()):
+    if b_plugin is not None and n_plugin is None and not any(
+            sjb.is_spiking_neuron(m) or getattr(m, "step_mode", None) == "m" for m in model.modules()):
         raise UnsupportedModuleError(
-            f"apply(normalizer={normalizer!r}): {type(model).__name__} has no spiking neurons, so it has "
-            f"no time steps to normalise per step; {normalizer!r} replaces the batch norms of a "
+            f"apply(normalizer={normalizer!r}): {type(model).__name__} has no spiking neurons and no "
+            f"multi-step layers, so it has no time steps to normalise per step; {normalizer!r} replaces the batch norms of a "
             f"multi-step SNN. Convert the ANN first (snnplug.convert) or build it with SpikingJelly "
             f"neurons (functional.set_step_mode(net, 'm'))")
     new_of, summary = _plan(model, n_plugin, b_plugin, {**kw, **(neuron_kwargs or {})},

@@ -31,7 +31,7 @@ def expected(row: compat.Row, col: str) -> tuple[str, str]:
         return "refused", "init_hidden=False"
     if row.kind == "ann":
         if col == 'apply normalizer="bntt"' or col == "strategy bntt":
-            return "refused", "has no spiking neurons"
+            return "refused", "has no spiking neurons and no multi-step layers"
         if col.startswith("opi: convert"):
             return "refused", "(MaxPool2d) is not supported by the OPI converter"
         if col.startswith("opi: opi-ann"):
