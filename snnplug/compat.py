@@ -431,8 +431,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "compatibility.md"))
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rs = [r for r in rows() if not (args.quick and r.slow)]
-    results = {}
+    all_rows = rows()
+    rs = [r for r in all_rows if not r.slow] + ([] if args.quick else [r for r in all_rows if r.slow])
+    results: dict[tuple[str, str], Cell] = {}
     details = []
     for r in rs:
         for c in COLUMNS:
@@ -440,10 +441,11 @@ def main() -> None:
             results[(r.name, c)] = cell
             details.append(f"| {r.name} | {c} | {cell.status} | {cell.detail.replace('|', '/')} | {cell.seconds:.1f} |")
             print(f"{r.name:45s} {c:30s} {cell.status:8s} {cell.seconds:6.1f}s {cell.detail[:100]}", flush=True)
-    text = (HEADER + render(results, [r.name for r in rs])
-            + "\n## Every cell\n\n| model | column | status | detail | seconds |\n|---|---|---|---|---|\n"
-            + "\n".join(details) + "\n")
-    Path(args.out).write_text(text)
+        # written after every row: an interrupted run leaves the finished rows ("not run" for the rest)
+        text = (HEADER + render(results, [r.name for r in all_rows])
+                + "\n## Every cell\n\n| model | column | status | detail | seconds |\n|---|---|---|---|---|\n"
+                + "\n".join(details) + "\n")
+        Path(args.out).write_text(text)
 
 
 HEADER = f"""# Compatibility matrix

@@ -36,8 +36,8 @@ def _build(plugin: NeuronPlugin | NormalizerPlugin, old: nn.Module, kw: dict[str
            preset: str | None) -> nn.Module:
     """The replacement for ``old``: from its settings (``from_module``) by default, or from the
     plugin's own defaults (the paper's) with ``preset='paper'``."""
-    if plugin.from_module is not None and preset is None:
-        return plugin.from_module(old, **kw)
+    if plugin.from_module is not None and (preset is None or isinstance(plugin, NormalizerPlugin)):
+        return plugin.from_module(old, **kw)  # normalizers start from the paper's values anyway
     if isinstance(plugin, NormalizerPlugin):
         raise SnnplugError(f"normalizer {plugin.name!r} has no from_module and cannot replace layers")
     return plugin.factory(**kw)
@@ -114,7 +114,7 @@ def _plan(model: nn.Module, n_plugin: NeuronPlugin | None, b_plugin: NormalizerP
                 changes.append(str(w.message))
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if preset is not None:
+        if preset is not None and plugin.family == "neuron":
             changes.append(f"{plugin.name}: preset={preset!r}: the plugin's own settings replace "
                            f"{type(child).__name__}'s")
         hooks = _carry_hooks(child, new)

@@ -176,3 +176,11 @@ def test_summary_table_lists_path_old_and_new():
 def test_unknown_family_member_and_no_match_still_raise():
     with pytest.raises(SnnplugError, match="found no neuron to replace"):
         snnplug.apply(nn.Sequential(nn.Linear(2, 2)), neuron="dsr", T=2)
+
+
+def test_preset_paper_with_a_normalizer_builds_bntt_from_the_batch_norm():
+    net = nn.Sequential(layer.Conv2d(1, 3, 3, step_mode="m"), layer.BatchNorm2d(3, step_mode="m"),
+                        neuron.IFNode(step_mode="m"))
+    new, summary, _ = _apply(net, normalizer="bntt", neuron="dsr", T=2, preset="paper")
+    assert type(new[1]).__name__ == "BNTT" and new[1].num_features == 3 and new[1].eps == 1e-4
+    assert float(new[2].v_threshold.detach()) == pytest.approx(6.0)
