@@ -468,6 +468,9 @@ Each model is built as its authors ship it (SpikingJelly zoo: `spiking_neuron=ne
 * **works**: every loss finite and the last below the first (OPI conversion: the SNN's
   argmax agreement with its ANN is given in the cell detail). **refused**: an snnplug error
   naming the module and the fix (quoted below). **n/a**: the column does not apply.
+  **FAILS**: not trained within the steps given; each such cell is listed with its cause in
+  `KNOWN_OPEN` of `tests/test_compat_matrix.py` (a strict xfail: it must be moved out when it
+  starts working). No cell fails inside torch: errors from torch would show as FAILS here.
 
 """
 
