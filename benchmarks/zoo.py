@@ -138,7 +138,8 @@ def stability(args: argparse.Namespace) -> None:
             if n == "dsr":
                 kw_extra["optimizer"] = o  # the other strategies have one optimizer
             extra.append((n, kw_extra))
-        for name, kw in extra + [("dsr", {"T": 2}), ("bntt", {"T": 2}), ("noise", {})]:
+        defaults = [(n, k) for n, k in [("dsr", {"T": 2}), ("bntt", {"T": 2}), ("noise", {})] if n in args.defaults]
+        for name, kw in extra + defaults:
             torch.manual_seed(0)
             st = snnplug.strategy(name, **kw)
             with warnings.catch_warnings():
@@ -182,6 +183,8 @@ def main() -> None:
     ap.add_argument("--stability", action="store_true", help="strategy defaults on zoo models instead")
     ap.add_argument("--models", nargs="*", default=["spiking_resnet18", "sew_resnet18 ADD", "spiking_vgg11_bn",
                                                     "tutorial CSNN (conv_fashion_mnist)"])
+    ap.add_argument("--defaults", nargs="*", default=["dsr", "bntt", "noise"],
+                    help="strategies whose defaults --stability measures")
     ap.add_argument("--section", default="zoo-stability", help="docs/benchmarks.md section of --stability")
     ap.add_argument("--extra", nargs="*", default=["dsr:sgd:0.1"],
                     help="extra strategy settings to compare, as name:optimizer:lr")
