@@ -6,10 +6,10 @@
   eq. 5, ``beta = exp(-dt/tau)``) equals SpikingJelly's ``H = V + (X - V)/tau_sj`` when
   ``beta = 1 - 1/tau_sj``, i.e. ``tau = -1/ln(1 - 1/tau_sj)``; spikes carry ``Vth/dt = Vth``.
 
-The firing point carries too: the source neuron fires at ``v >= Vth``, so the replacement gets
-``alpha = 1`` (the paper's ``alpha = 0.5`` for IF / 0.3 for LIF, which fire at ``alpha*Vth``,
-are in ``preset="paper"``); on SpikingJelly's tutorial CSNN alpha = 1 trains far better than
-0.5 (``python benchmarks/zoo.py``, docs/benchmarks.md section zoo).
+DSR's firing rule is the method's and is not carried: the replacement fires at ``alpha*Vth``
+with the paper's ``alpha`` (0.5 for IF, 0.3 for LIF) and subtracts ``Vth``. Firing where the
+source fires (``alpha = 1``) was measured and trains worse on SpikingJelly's tutorial CSNN
+(``python benchmarks/zoo.py``, docs/benchmarks.md section zoo, row ``dsr alpha=1``).
 
 What DSR cannot keep is reported with :func:`snnplug.neuron_settings.changed` (hard reset ->
 reset by subtraction, which the spike representation of eqs. 4-5 assumes; the surrogate, since
@@ -30,7 +30,6 @@ from .presets import IF_DEFAULTS, LIF_DEFAULTS
 
 
 def _common(s: NeuronSettings, name: str, kw: dict[str, Any], bound: float) -> dict[str, Any]:
-    kw.setdefault("alpha", 1.0)  # fire where the source neuron fires: v >= Vth
     if "v_threshold" not in kw:
         kw["v_threshold"] = s.scalar_threshold(name)
     kw.setdefault("v_threshold_bound", min(bound, kw["v_threshold"]))
@@ -52,6 +51,7 @@ def dsr_if_from(old: Any, T: int = 20, **kw: Any) -> Any:
     if s.kind == "lif":
         changed("dsr-if", f"{s.source} leak ({s.describe()}) dropped: dsr-if integrates without "
                           f"leak; use neuron='dsr' (dsr-lif for leaky neurons) to keep it")
+    kw.setdefault("alpha", IF_DEFAULTS["alpha"])
     kw = _common(s, "dsr-if", kw, IF_DEFAULTS["v_threshold_bound"])
     return DSRIFNode(T=T, **kw)
 
@@ -80,6 +80,7 @@ def dsr_lif_from(old: Any, T: int = 20, **kw: Any) -> Any:
                                f"{s.tau:.4g} (decay {s.leak:.4g} per step)")
     else:
         kw.setdefault("dt", LIF_DEFAULTS["dt"])
+    kw.setdefault("alpha", LIF_DEFAULTS["alpha"])
     kw = _common(s, "dsr-lif", kw, LIF_DEFAULTS["v_threshold_bound"])
     return DSRLIFNode(T=T, **kw)
 
