@@ -37,8 +37,10 @@ def expected(row: compat.Row, col: str) -> tuple[str, str]:
         if col.startswith("opi: opi-ann"):
             return "works", ""
         return "refused", _NO_NEURON
-    if row.kind == "snntorch" and col in ('apply normalizer="bntt"', "strategy bntt"):
-        return "refused", "found no layer to replace"
+    if (row.kind == "snntorch" or row.name == "spiking_vgg11") and col in ('apply normalizer="bntt"', "strategy bntt"):
+        return "refused", "found no layer to replace"  # no batch norm in these nets
+    if row.kind == "self-timed" and row.name.startswith("ms_resnet") and col.startswith("strategy"):
+        return "refused", "does not map the strategy's input"  # adds T itself; neurons in several blocks
     if col.startswith("opi: convert"):
         if "PLIF" in row.name or row.kind == "snntorch":
             return "refused", _NO_NEURON  # opi-if replaces IF neurons only
@@ -50,6 +52,8 @@ def expected(row: compat.Row, col: str) -> tuple[str, str]:
 #: strict xfail: a cell that starts working must be moved out of here
 KNOWN_OPEN = {
     ("parametric_lif_net.FashionMNISTNet (PLIF)", "strategy bntt"):
+        "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
+    ("parametric_lif_net.CIFAR10Net (PLIF)", "strategy bntt"):
         "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
     ("snnTorch tutorial 6 (convnet)", "strategy noise"):
         "T=1 with the paper's Adam 1e-4: the output layer stays silent for 64 steps",
