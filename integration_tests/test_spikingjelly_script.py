@@ -16,7 +16,7 @@ MARKER = "    # --- snnplug lines go here ---\n"
 
 # exactly the lines docs/spikingjelly.md tells users to add
 PLUGIN_LINES = {
-    "dsr": ['import snnplug', 'net = snnplug.apply(net, neuron="dsr-if", T=args.T)'],
+    "dsr": ['import snnplug', 'net = snnplug.apply(net, neuron="dsr", T=args.T)'],
     "bntt": ['import snnplug', 'net = snnplug.apply(net, normalizer="bntt", T=args.T)'],
 }
 

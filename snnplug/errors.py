@@ -38,3 +38,8 @@ class CheckpointError(SnnplugError):
 
 class UnsupportedModuleError(SnnplugError, TypeError):
     """A model holds a module that an adapter or converter cannot handle."""
+
+
+class SettingChangedWarning(UserWarning):
+    """``snnplug.apply`` replaced a neuron but could not keep one of its settings (the message
+    names the setting, the new value and why); ``apply(..., strict=True)`` raises instead."""

@@ -175,10 +175,13 @@ class Strategy:
         return direct(x, T)
 
     def run(self, model: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
-        """Reset state and run the multi-step model: ``[T, B, ...] -> [T, B, C]``."""
+        """Reset state and run the multi-step model: ``[T, B, ...] -> [T, B, C]``. A model whose
+        own forward adds the time axis runs through its multi-step body (:mod:`snnplug.time_axis`)."""
         from snnplug.backends.spikingjelly import reset
+        from snnplug.time_axis import driven
 
         check_runnable(model, f"strategy {self.name!r}")
+        model = driven(model, x_seq)
         reset(model)
         return model(x_seq)
 

@@ -68,13 +68,17 @@ class BNTTFunction(torch.autograd.Function):
         v = _as_tbcs(x)
         n = v.shape[1] * v.shape[3]
         mean = _sum_bs(v) / n
-        y = v - mean[:, None, :, None]  # fresh buffer: the output is built in place from here
+        # the output is a fresh tensor of x's shape, built in place through a [T, B, C, S] view
+        # of it; returning the view itself would make the output a view, which in-place ops
+        # after the layer (``out += identity`` in residual blocks) may not modify
+        out = x - mean.view(mean.shape + (1,) * (x.dim() - 3)).unsqueeze(1)
+        y = _as_tbcs(out)
         var = _dot_bs(y, y) / n
         rstd = torch.rsqrt(var + eps)
         y.mul_((gamma * rstd)[:, None, :, None])
         ctx.save_for_backward(x, gamma, mean, rstd)
         ctx.mark_non_differentiable(mean, var)
-        return y.view_as(x), mean, var
+        return out, mean, var
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -52,6 +52,14 @@ def bntt_lif(T: int = 4, **kw: Any) -> Any:
     return BNTTLIFNode(T=T, **kw)
 
 
+def bntt_lif_from_module(old: Any, T: int | None = None, **kw: Any) -> Any:
+    """``bntt-lif`` replacing ``old`` with its threshold and leak (``u_t = λ·v_{t−1} + x_t``,
+    λ = 1 for IF, 1 − 1/τ for LIF); see :mod:`snnplug_bntt.carry` for what is reported."""
+    from snnplug_bntt.carry import bntt_lif_from
+
+    return bntt_lif_from(old, T=T, **kw)
+
+
 def bntt_strategy(**kw: Any) -> Any:
     """Strategy ``bntt`` (Kim & Panda 2021): signed Poisson input ``s_t = sign(x̃)·1[2U ≤ |x̃|]``,
     conv/linear -> BNTT -> LIF (λ=0.99, θ=1, soft reset, triangle surrogate 0.3), output
@@ -71,7 +79,8 @@ def snnplug_normalizers() -> list[NormalizerPlugin]:
 
 @hookimpl
 def snnplug_neurons() -> list[NeuronPlugin]:
-    return [NeuronPlugin(name="bntt-lif", factory=bntt_lif, replaces=("LIFNode", "IFNode"), paper=PAPER,
+    return [NeuronPlugin(name="bntt-lif", factory=bntt_lif, replaces=("LIFNode", "IFNode", "ParametricLIFNode"),
+                         from_module=bntt_lif_from_module, paper=PAPER,
                          summary="LIF λ=0.99, θ=1, soft detached reset, triangle surrogate 0.3")]
 
 

@@ -35,6 +35,10 @@ class EarlyExit:
     exit_step: int
 
 
+PAPER_LR = 0.1
+USER_MODEL_LR = 0.01
+
+
 class BNTTStrategy(Strategy):
     """BNTT training (see the module docstring). Keyword defaults are the paper's/authors'."""
 
@@ -46,7 +50,7 @@ class BNTTStrategy(Strategy):
     def __init__(self, *, T: int = 25, frames: bool = False, leak: float = 0.99, v_threshold: float = 1.0,
                  surrogate_alpha: float = 0.3, eps: float = 1e-4, momentum: float = 0.1,
                  poisson_scale: float = 2.0, input_mean: float = 0.5, input_std: float = 0.5,
-                 channels: tuple[int, ...] = (32, 64), hidden: int = 128, lr: float = 0.1,
+                 channels: tuple[int, ...] = (32, 64), hidden: int = 128, lr: float | None = None,
                  weight_decay: float = 5e-4) -> None:
         super().__init__(T=T, frames=frames)
         self.leak = as_float("leak", leak, lo=0.0, hi=1.0)
@@ -59,7 +63,7 @@ class BNTTStrategy(Strategy):
         self.input_std = as_float("input_std", input_std, positive=True)
         self.channels = tuple(as_steps("channels", c) for c in channels)
         self.hidden = as_steps("hidden", hidden)
-        self.lr = as_float("lr", lr, positive=True)
+        self.lr = None if lr is None else as_float("lr", lr, positive=True)
         self.weight_decay = as_float("weight_decay", weight_decay, lo=0.0)
 
     def config(self) -> dict[str, Any]:
@@ -75,9 +79,11 @@ class BNTTStrategy(Strategy):
         the same net with time-shared BatchNorm / without normalisation, for comparisons)."""
         from snnplug_bntt.model import bntt_convnet
 
-        return bntt_convnet(input_shape, num_classes, T=self.T, leak=self.leak, v_threshold=self.v_threshold,
-                            surrogate_alpha=self.surrogate_alpha, eps=self.eps, momentum=self.momentum,
-                            channels=self.channels, hidden=self.hidden, norm=norm)
+        net = bntt_convnet(input_shape, num_classes, T=self.T, leak=self.leak, v_threshold=self.v_threshold,
+                           surrogate_alpha=self.surrogate_alpha, eps=self.eps, momentum=self.momentum,
+                           channels=self.channels, hidden=self.hidden, norm=norm)
+        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
+        return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Replace the BatchNorm layers of a SpikingJelly multi-step model by BNTT (``T``,
@@ -87,7 +93,18 @@ class BNTTStrategy(Strategy):
         return apply(model, normalizer="bntt", T=self.T, normalizer_kwargs={"eps": self.eps, "momentum": self.momentum})
 
     def optim_config(self) -> OptimConfig:
-        return OptimConfig(name="sgd", lr=self.lr, momentum=0.9, weight_decay=self.weight_decay, schedule="cosine")
+        lr = self.lr if self.lr is not None else PAPER_LR
+        return OptimConfig(name="sgd", lr=lr, momentum=0.9, weight_decay=self.weight_decay, schedule="cosine")
+
+    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
+                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
+        """SGD as the paper; without an explicit lr, 0.1 (the paper's) on the reference network
+        (:meth:`build_model`) and ``USER_MODEL_LR`` (0.01) on models the strategy did not build:
+        0.1 drives sew_resnet18's loss from 2.3 to 17 within 100 steps
+        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md sections zoo-stability*)."""
+        if lr is None and self.lr is None and not getattr(model, "snnplug_reference", False):
+            lr = USER_MODEL_LR
+        return super().make_optimizer(model, epochs, steps_per_epoch, lr)
 
     # -- running -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:
@@ -104,6 +121,16 @@ class BNTTStrategy(Strategy):
         """``u_t / t`` after every step (``[T, B, C]``)."""
         t = torch.arange(1, out_seq.shape[0] + 1, device=out_seq.device, dtype=out_seq.dtype)
         return out_seq / t.view(-1, *([1] * (out_seq.dim() - 1)))
+
+    def run(self, model: nn.Module, x_seq: torch.Tensor) -> torch.Tensor:
+        """The model's output as the accumulated potential ``u_t``: as is when the model ends in
+        BNTT's :class:`~snnplug_bntt.neuron.Accumulator` (the paper's output layer), else its
+        running sum, so ``u_T/T`` is the mean output over time (a user's model ending in spiking
+        neurons or a plain classifier)."""
+        from snnplug.time_axis import driven
+
+        out = super().run(model, x_seq)
+        return out if _ends_in_accumulator(driven(model, x_seq)) else out.cumsum(0)
 
     @torch.no_grad()
     def predict_early_exit(self, model: nn.Module, x: torch.Tensor, threshold: float,
@@ -123,4 +150,12 @@ class BNTTStrategy(Strategy):
         names = [n for n, _ in bntt_layers(model)]
         profile = gamma_profile(model)  # [layers, T]
         return {"mean gamma over time": {f"BNTT layer {n}": profile[i].tolist() for i, n in enumerate(names)}}
+
+
+def _ends_in_accumulator(model: nn.Module) -> bool:
+    from snnplug.backends.spikingjelly import is_spiking_neuron
+    from snnplug_bntt.neuron import Accumulator
+
+    last = [m for m in model.modules() if isinstance(m, Accumulator) or is_spiking_neuron(m)]
+    return bool(last) and isinstance(last[-1], Accumulator)
 

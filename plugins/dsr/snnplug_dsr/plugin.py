@@ -45,11 +45,43 @@ def dsr_if_spikingjelly(ours: Any, T: int) -> Any:
     return sj().neuron.DSRIFNode(T=T, v_threshold=float(ours.v_threshold.detach()), alpha=ours.alpha, step_mode="m")
 
 
+def dsr_family(kind: str = "if", T: int = 20, **kw: Any) -> Any:
+    """DSR neuron family (Meng et al., CVPR 2022): ``kind='if'`` builds :func:`dsr_if`,
+    ``kind='lif'`` :func:`dsr_lif`. In ``snnplug.apply(net, neuron="dsr")`` the member is chosen
+    per source neuron: IFNode -> dsr-if, LIFNode/ParametricLIFNode/snnTorch Leaky -> dsr-lif.
+    IF: ``v += x_t; s_t = 1[v >= alpha*Vth]; out_t = Vth*s_t; v -= out_t``, backward through
+    ``clamp(mean_t x_t, 0, Vth)``."""
+    if kind not in ("if", "lif"):
+        raise ValueError(f"kind must be 'if' or 'lif', got {kind!r}")
+    return (dsr_if if kind == "if" else dsr_lif)(T=T, **kw)
+
+
+def _if_from(old: Any, **kw: Any) -> Any:
+    from snnplug_dsr.carry import dsr_if_from
+
+    return dsr_if_from(old, **kw)
+
+
+def _lif_from(old: Any, **kw: Any) -> Any:
+    from snnplug_dsr.carry import dsr_lif_from
+
+    return dsr_lif_from(old, **kw)
+
+
+def _family_from(old: Any, **kw: Any) -> Any:
+    from snnplug_dsr.carry import dsr_from
+
+    return dsr_from(old, **kw)
+
+
+_REPLACES = ("IFNode", "LIFNode", "ParametricLIFNode")
+
+
 def dsr_strategy(**kw: Any) -> Any:
     """DSR training strategy (Meng et al., CVPR 2022): spiking forward, backward on the spike
     representation ``a_l = clamp(W_l a_{l-1}, 0, Vth_l)`` in one T-independent pass; rate
     readout, cross-entropy + ``threshold_l2/2 * sum Vth**2``; SGD lr 0.1, momentum 0.9, wd 5e-4,
-    cosine (paper). Keywords: T=20, neuron='if'|'lif', backward='auto'|'representation'|'per-step',
+    cosine (paper) on its reference net, Adam 1e-3 on other models (stable on the zoo). Keywords: T=20, neuron='if'|'lif', backward='auto'|'representation'|'per-step',
     chunk=None|int, optimizer='sgd'|'adam', lr, neuron_kwargs, channels, hidden, norm, spike_output.
     """
     from snnplug_dsr.strategy import DSRStrategy
@@ -60,11 +92,14 @@ def dsr_strategy(**kw: Any) -> Any:
 @hookimpl
 def snnplug_neurons() -> list[NeuronPlugin]:
     return [
-        NeuronPlugin(name="dsr-if", factory=dsr_if, paper=PAPER, replaces=("IFNode", "LIFNode"),
+        NeuronPlugin(name="dsr-if", factory=dsr_if, paper=PAPER, replaces=_REPLACES, from_module=_if_from,
                      summary="IF with alpha firing rule and trainable threshold; gradient via the rate",
                      reference=dsr_if_spikingjelly, reference_kwargs={"v_threshold": 6.0, "alpha": 0.5}),
-        NeuronPlugin(name="dsr-lif", factory=dsr_lif, paper=PAPER, replaces=("IFNode", "LIFNode"),
+        NeuronPlugin(name="dsr-lif", factory=dsr_lif, paper=PAPER, replaces=_REPLACES, from_module=_lif_from,
                      summary="LIF (tau, dt) with alpha firing rule; gradient via the weighted rate"),
+        NeuronPlugin(name="dsr", factory=dsr_family, paper=PAPER, replaces=_REPLACES,
+                     from_module=_family_from,
+                     summary="DSR family: dsr-if for IF neurons, dsr-lif for leaky ones (apply)"),
     ]
 
 

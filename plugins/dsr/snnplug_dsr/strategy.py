@@ -24,6 +24,7 @@ from torch import nn
 from snnplug.checks import as_float, as_steps
 from snnplug.errors import SnnplugError, TimeStepError
 from snnplug.strategies import OptimConfig, Strategy
+from snnplug.time_axis import driven
 
 from snnplug_dsr import presets
 from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode, DSRNode
@@ -72,7 +73,7 @@ class DSRStrategy(Strategy):
     def __init__(self, *, T: int = 20, frames: bool = False, neuron: str = "if", backward: str = "auto",
                  chunk: int | None = None, threshold_l2: float = presets.THRESHOLD_L2,
                  threshold_lr_scale: float = 1.0,
-                 optimizer: str = "sgd", lr: float | None = None,
+                 optimizer: str | None = None, lr: float | None = None,
                  weight_decay: float = presets.SGD["weight_decay"],
                  neuron_kwargs: dict[str, Any] | None = None, channels: Sequence[int] = (32, 64),
                  hidden: int = 128, norm: bool = True, spike_output: bool = True) -> None:
@@ -83,8 +84,8 @@ class DSRStrategy(Strategy):
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         if chunk is not None:
             as_steps("chunk", chunk)
-        if optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+        if optimizer not in (None, "sgd", "adam"):
+            raise ValueError(f"optimizer must be None, 'sgd' or 'adam', got {optimizer!r}")
         self.neuron = neuron
         self.backward = backward
         self.chunk = chunk
@@ -131,6 +132,7 @@ class DSRStrategy(Strategy):
             net = mlp(size, num_classes, hidden=(self.hidden,), node=self.make_node)
         if self.spike_output:
             net.append(self.make_node())
+        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -147,10 +149,32 @@ class DSRStrategy(Strategy):
 
         return snnplug.apply(model, neuron=f"dsr-{self.neuron}", T=self.T, **self.neuron_kwargs)
 
-    def optim_config(self) -> OptimConfig:
-        lr = self.lr if self.lr is not None else (presets.SGD["lr"] if self.optimizer == "sgd" else 1e-3)
-        return OptimConfig(name=self.optimizer, lr=lr, momentum=presets.SGD["momentum"],
+    def optim_config(self, reference: bool = True) -> OptimConfig:
+        """``optimizer=None`` (default): the paper's SGD (lr 0.1, momentum 0.9, wd 5e-4, cosine)
+        on the reference network, Adam lr 1e-3 (SpikingJelly's tutorial optimizer) on models the
+        strategy did not build (see :meth:`make_optimizer`)."""
+        name = self.optimizer or ("sgd" if reference else "adam")
+        lr = self.lr if self.lr is not None else (presets.SGD["lr"] if name == "sgd" else 1e-3)
+        return OptimConfig(name=name, lr=lr, momentum=presets.SGD["momentum"],
                            weight_decay=self.weight_decay, schedule="cosine")
+
+    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
+                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
+        """The optimizer of :meth:`optim_config` for ``model``. The paper's SGD at lr 0.1 is kept
+        for the reference network (:meth:`build_model`); on SpikingJelly's zoo models it diverges
+        within 100 steps, and so does SGD at 0.01 on spiking_resnet18, while Adam 1e-3 is stable
+        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md section zoo-stability), so
+        a model the strategy did not build gets Adam 1e-3 unless ``optimizer``/``lr`` are given."""
+        cfg = self.optim_config(reference=bool(getattr(model, "snnplug_reference", False)))
+        if lr is not None:
+            cfg.lr = float(lr)
+        groups = self.param_groups(model, cfg)
+        if cfg.name == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+        else:
+            opt = torch.optim.Adam(groups, lr=cfg.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * steps_per_epoch))
+        return opt, sched
 
     def param_groups(self, model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         return param_groups(model, cfg.weight_decay, cfg.lr, self.threshold_lr_scale)
@@ -175,6 +199,7 @@ class DSRStrategy(Strategy):
             raise SnnplugError("the model has no DSR neurons: call strategy.prepare(model) or "
                                "snnplug.apply(model, neuron='dsr-if', T=...) first")
         x_seq = self.encode(x, self.T)
+        model = driven(model, x_seq)  # the multi-step body of a model that adds T itself
         if self.backward_mode(model) == "representation":
             return representation_forward(model, x_seq, chunk=self.chunk)
         return self.readout(self.run(model, x_seq))

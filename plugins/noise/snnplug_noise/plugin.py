@@ -32,6 +32,14 @@ def noise_lif(T: int = 1, **kw: Any) -> Any:
     return NoisyLIFNode(T=T, **kw)
 
 
+def noise_lif_from_module(old: Any, T: int | None = None, **kw: Any) -> Any:
+    """``noise-lif`` replacing ``old`` with its threshold, leak (decay) and reset value; see
+    :mod:`snnplug_noise.carry` for what is reported. ``T=None``: any sequence length."""
+    from snnplug_noise.carry import noise_lif_from
+
+    return noise_lif_from(old, T=T, **kw)
+
+
 def noise_strategy(**kw: Any) -> Any:
     """Strategy ``noise``: train a T=1 SNN whose LIF neurons add fresh noise to their input.
 
@@ -65,7 +73,8 @@ def noise_multistep(model: Any, T: int = 10, **kw: Any) -> Any:
 def snnplug_neurons() -> list[NeuronPlugin]:
     return [NeuronPlugin(name="noise-lif", factory=noise_lif, paper=PAPER,
                          summary="LIF (lambda=0.5, hard reset) with membrane noise; stages 1-3",
-                         replaces=("IFNode", "LIFNode"))]
+                         replaces=("IFNode", "LIFNode", "ParametricLIFNode"),
+                         from_module=noise_lif_from_module)]
 
 
 @hookimpl

@@ -37,9 +37,13 @@ class ClipReLU(nn.Module):
         return max(float(self.upper.detach()), self.min_upper)
 
     def project_(self) -> None:
-        """Project λ onto ``[min_upper, ∞)`` in place (no autograd)."""
+        """Project λ onto ``[min_upper, ∞)`` in place (no autograd). Only when λ is below the
+        bound: an in-place write bumps λ's version, which would break the backward of an earlier
+        call of the same module in this forward (a shared ``relu`` called twice per torchvision
+        BasicBlock)."""
         with torch.no_grad():
-            self.upper.clamp_(min=self.min_upper)
+            if bool(self.upper < self.min_upper):
+                self.upper.clamp_(min=self.min_upper)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
