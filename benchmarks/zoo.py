@@ -122,7 +122,8 @@ def stability(args: argparse.Namespace) -> None:
     T=2, each strategy's ``make_optimizer`` defaults (and the ``--extra`` settings); reports the
     first loss, the largest loss and the mean of the last 10 losses."""
     import snnplug
-    from snnplug.compat import rows
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration_tests"))
+    from compat_matrix import rows
 
     trx, try_, _, _ = load(1)
     g = torch.Generator().manual_seed(3)

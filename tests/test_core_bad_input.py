@@ -24,7 +24,7 @@ T = 4
 NEURONS = [r for r in get_registry().all() if r.family == "neuron"]
 NORMALIZERS = [r for r in get_registry().all() if r.family == "normalizer"]
 #: smallest input rank (counting time) and whether a first sequence must have exactly T steps
-LAYOUT = {"bntt-lif": (2, True), "dsr-if": (3, True), "dsr-lif": (3, True), "noise-lif": (3, True),
+LAYOUT = {"bntt-lif": (2, True), "dsr": (3, True), "dsr-if": (3, True), "dsr-lif": (3, True), "noise-lif": (3, True),
           "opi-if": (2, False), "bntt": (3, False)}
 
 
