@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -37,15 +37,10 @@ BACKWARDS = ("auto", "representation", "per-step")
 @contextmanager
 def any_length(model: nn.Module) -> Iterator[None]:
     """Let DSR neurons run inference on sequences of any length (the dynamics do not use T)."""
-    ns = dsr_neurons(model)
-    old = [n.strict_T for n in ns]
-    for n in ns:
-        n.strict_T = False
-    try:
+    with ExitStack() as stack:
+        for n in dsr_neurons(model):
+            stack.enter_context(n.any_length())
         yield
-    finally:
-        for n, s in zip(ns, old):
-            n.strict_T = s
 
 
 class DSRStrategy(Strategy):
