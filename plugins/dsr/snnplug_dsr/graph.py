@@ -63,6 +63,7 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.stack: list[str] = []
+        self.failed_in: str | None = None  # the innermost module whose forward raised
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, DSRNode) or _sj_leaf(m):
@@ -73,6 +74,10 @@ class _Tracer(fx.Tracer):
         self.stack.append(self.path_of_module(m) or "<model>")
         try:
             return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_in is None:
+                self.failed_in = self.stack[-1]
+            raise
         finally:
             self.stack.pop()
 
@@ -102,7 +107,7 @@ def trace(model: nn.Module) -> Graph:
     try:
         g = tracer.trace(model)
     except Exception as e:  # fx raises TraceError, TypeError, ... from user code
-        where = tracer.stack[-1] if tracer.stack else "<model>"
+        where = tracer.failed_in or "<model>"
         mod = model.get_submodule(where) if where != "<model>" else model
         raise TraceFailure(f"{where} ({type(mod).__name__}): {type(e).__name__}: "
                            f"{str(e).splitlines()[0] if str(e) else ''}") from None
