@@ -56,8 +56,10 @@ def _float(dtype: torch.dtype) -> torch.dtype:
 class Executor:
     """One streamed simulation plus one representation pass of a traced DSR model."""
 
-    def __init__(self, graph: Graph, x_seq: torch.Tensor, chunk: int) -> None:
+    def __init__(self, graph: Graph, x_seq: torch.Tensor, chunk: int,
+                 cache_bytes: int = 64 * 2 ** 20) -> None:
         self.g = graph
+        self.cache_bytes = cache_bytes
         self.x_seq = x_seq
         self.T = x_seq.shape[0]
         self.chunk = max(1, min(chunk, self.T))
@@ -191,32 +193,55 @@ class Executor:
                 const.add(n)
             elif k not in ("input", "neuron") and n.op != "output" and all(d in const for d in g.deps(n)):
                 const.add(n)
+        # max pooling of a neuron's spikes gives spikes: stored as bits too, computed once
+        self.spike_pools = {n: n.args[0] for n in g.nodes if g.kind[n] == "maxpool" and n not in const
+                            and isinstance(n.args[0], fx.Node) and g.kind[n.args[0]] == "neuron"}
         self.cval: dict[fx.Node, Any] = {}
         self.bits: dict[fx.Node, SpikeBits] = {}
         self.bit_dtype: dict[fx.Node, torch.dtype] = {}
         with torch.no_grad():
             self._constants([n for n in g.nodes if n in const])
-            targets = [n for n in g.nodes if g.kind[n] == "neuron"] + [g.output]
+            targets = [n for n in g.nodes if g.kind[n] == "neuron" or n in self.spike_pools] + [g.output]
             total = None
             for tgt in targets:
                 seg = self._segment(tgt, const)
+                self.cache: dict[fx.Node, list[Any]] = {}
+                self.cache_left = self.cache_bytes
                 for b in seg:
                     if g.kind[b] == "bn" and self.stats[b].mean is None:
                         part = self._within(b, seg)
+                        src = b.args[0]
+                        keep = isinstance(src, fx.Node) and src in seg and src not in self.cache
+                        kept: list[Any] = []
                         for s, c in self._chunks():
-                            vals = self._eval(part, s, c, record=False)
-                            xb = self._arg(b.args[0], vals, s, c)
+                            vals = self._eval(part, s, c, record=True)
+                            xb = self._arg(src, vals, s, c)
                             self._measure_bn(b, xb)
+                            if keep and s == 0:
+                                need = xb.element_size() * xb.numel() * -(-self.T // c)
+                                keep = need <= self.cache_left
+                                self.cache_left -= need if keep else 0
+                            if keep:
+                                kept.append(xb)
+                        if keep:
+                            self.cache[src] = kept
+                        self.recorded.update(part)
                         self.stats[b].finalize(_float(xb.dtype))
-                for s, c in self._chunks():
-                    vals = self._eval(seg, s, c, record=True)
+                main = self._needed(tgt, seg, set(self.cache)) if self.cache else seg
+                for i, (s, c) in enumerate(self._chunks()):
+                    vals = self._eval(main, s, c, record=True,
+                                      cached={n: kept[i] for n, kept in self.cache.items()})
                     x = self._arg(tgt.args[0], vals, s, c)
                     if tgt.op == "output":
                         part_sum = self._readout(x)
                         total = part_sum if total is None else total + part_sum
+                    elif tgt in self.spike_pools:
+                        self._write(tgt, s, self._op(tgt, (x,), {}, record=tgt not in self.recorded))
                     else:
                         self._write(tgt, s, self._neuron(tgt).stream(x, self.records[tgt]))
                 self.recorded.update(seg)
+                self.recorded.add(tgt)
+                self.cache = {}
         if total is None:
             raise SnnplugError("the model produced no output (internal)")
         return total / self.T
@@ -228,8 +253,8 @@ class Executor:
     def _write(self, n: fx.Node, s: int, y: torch.Tensor) -> None:
         if n not in self.bits:
             self.bit_dtype[n] = y.dtype
-            self.bits[n] = SpikeBits(self.T, y.shape[1:], y.device,
-                                     self._neuron(n).spike_amplitude(_float(y.dtype)))
+            spiking = self._neuron(self.spike_pools.get(n, n))
+            self.bits[n] = SpikeBits(self.T, y.shape[1:], y.device, spiking.spike_amplitude(_float(y.dtype)))
         self.bits[n].write(s, y)
 
     def _constants(self, nodes: list[fx.Node]) -> None:
@@ -265,7 +290,7 @@ class Executor:
         stack = list(g.deps(tgt))
         while stack:
             n = stack.pop()
-            if n in seen or n in const or g.kind[n] in ("neuron", "input"):
+            if n in seen or n in const or g.kind[n] in ("neuron", "input") or n in self.spike_pools:
                 continue
             seen.add(n)
             stack.extend(g.deps(n))
@@ -294,19 +319,31 @@ class Executor:
                 return v.expand(c, *v.shape[1:])
             return v
         k = self.g.kind[a]
-        if k == "neuron":
+        if k == "neuron" or a in self.spike_pools:
             return self.bits[a].read(s, c, self.bit_dtype[a])
         if k == "input":
             return self.x_seq[s:s + c]
         raise SnnplugError(f"node {a.name} read before it was computed (internal)")
 
-    def _eval(self, nodes: list[fx.Node], s: int, c: int, *, record: bool) -> dict[fx.Node, Any]:
-        vals: dict[fx.Node, Any] = {}
+    def _eval(self, nodes: list[fx.Node], s: int, c: int, *, record: bool,
+              cached: dict[fx.Node, Any] | None = None) -> dict[fx.Node, Any]:
+        vals: dict[fx.Node, Any] = dict(cached or {})
         for n in nodes:
             args = fx.node.map_arg(n.args, lambda a: self._arg(a, vals, s, c))
             kwargs = fx.node.map_arg(n.kwargs, lambda a: self._arg(a, vals, s, c))
             vals[n] = self._op(n, args, kwargs, record=record and n not in self.recorded)
         return vals
+
+    def _needed(self, tgt: fx.Node, nodes: list[fx.Node], have: set[fx.Node]) -> list[fx.Node]:
+        """The nodes of ``nodes`` that ``tgt`` needs when the values in ``have`` are known."""
+        region, need = set(nodes), set()
+        stack = list(self.g.deps(tgt))
+        while stack:
+            n = stack.pop()
+            if n in region and n not in have and n not in need:
+                need.add(n)
+                stack.extend(self.g.deps(n))
+        return [n for n in nodes if n in need]
 
     # -- the representation pass ------------------------------------------------------------------
     def replay(self) -> torch.Tensor:
