@@ -185,7 +185,7 @@ def speed(quick: bool) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "all"], default="all",
+    ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "fidelity", "all"], default="all",
                     help="all = speed + accuracy; select = the threshold-lr sweep on a validation split")
     ap.add_argument("--case")
     ap.add_argument("--T", type=int, default=20)
@@ -196,12 +196,19 @@ def main() -> None:
     ap.add_argument("--nets", default=",".join(("spiking_resnet18", "sew_resnet18")),
                     help="zoo: comma-separated networks")
     ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--fidelity-case")
+    ap.add_argument("--eval-bn", action="store_true")
     ap.add_argument("--resume", action="store_true",
                     help="accuracy: reuse the results of runs an earlier (interrupted) run of the same "
                          "settings finished (benchmarks/.cache/); do not use after changing the code")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.T, not args.no_norm, args.iters)))
+        return
+    if args.fidelity_case:
+        import dsr_zoo
+
+        print(json.dumps(dsr_zoo.fidelity_case(args.fidelity_case, args.T, not args.eval_bn)))
         return
     if args.zoo_case:
         import dsr_zoo
@@ -226,6 +233,12 @@ def main() -> None:
         write_section("dsr-zoo" + ("" if len(nets) > 1 else "-" + nets[0]),
                       "DSR on SpikingJelly's zoo: time and allocator peak per training step",
                       dsr_zoo.zoo(args.quick, nets))
+    if args.part == "fidelity":
+        import dsr_zoo
+
+        print("gradient fidelity:", flush=True)
+        write_section("dsr-fidelity", "DSR: representation vs per-step gradients on the zoo",
+                      dsr_zoo.fidelity(args.quick))
     if args.part == "select":
         print("threshold learning-rate sweep (validation split):", flush=True)
         write_section("dsr-select", "DSR: choosing threshold_lr_scale (validation split)",

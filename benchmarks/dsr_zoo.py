@@ -139,3 +139,88 @@ def zoo(quick: bool, nets: tuple[str, ...] = NETS) -> str:
             tg.append([net, name, f"{val:.2f}", "met" if val <= lim else "**missed**"])
     parts.append("Targets (CPU, 1 thread)\n\n" + table(["net", "target", "measured", ""], tg))
     return "\n\n".join(parts)
+
+
+# -- gradient fidelity ---------------------------------------------------------------------------
+FIDELITY_NETS = ("spiking_resnet18", "sew_resnet18-ADD", "sew_resnet18-IAND", "sew_resnet18-AND", "csnn")
+
+
+def _fidelity_net(name: str, T: int):
+    import torch
+    from spikingjelly.activation_based import functional, neuron
+    from spikingjelly.activation_based.model import sew_resnet, spiking_resnet
+
+    import snnplug
+
+    torch.manual_seed(0)
+    if name == "spiking_resnet18":
+        net = spiking_resnet.spiking_resnet18(spiking_neuron=neuron.IFNode, num_classes=10)
+    elif name.startswith("sew_resnet18"):
+        net = sew_resnet.sew_resnet18(spiking_neuron=neuron.IFNode, cnf=name.split("-")[1], num_classes=10)
+    else:
+        from spikingjelly.activation_based.examples.conv_fashion_mnist import CSNN
+
+        net = CSNN(T=T, channels=32).conv_fc
+    functional.set_step_mode(net, "m")
+    return snnplug.apply(net, neuron="dsr-if", T=T, v_threshold=1.0).double()
+
+
+def fidelity_case(name: str, T: int, train_bn: bool) -> dict:
+    """Relative difference between the representation and the per-step gradients (float64)."""
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+    from spikingjelly.activation_based import functional
+
+    from snnplug_dsr.representation import representation_forward
+
+    torch.set_num_threads(1)
+    net = _fidelity_net(name, T)
+    net.train(train_bn)
+    g = torch.Generator().manual_seed(1)
+    shape = (8, 1, 28, 28) if name == "csnn" else (8, 3, 32, 32)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 10, (8,), generator=g)
+    xs = x.unsqueeze(0).expand(T, *shape)
+    a, b = net, copy.deepcopy(net)
+    functional.reset_net(a)
+    F.cross_entropy(a(xs).mean(0), y).backward()
+    F.cross_entropy(representation_forward(b, xs), y).backward()
+    ga = torch.cat([p.grad.flatten() for p in a.parameters()])
+    gb = torch.cat([p.grad.flatten() for p in b.parameters()])
+    per_layer = [float((p.grad - q.grad).norm() / p.grad.norm()) for p, q in zip(a.parameters(), b.parameters())
+                 if p.grad.norm() > 0 and p.dim() > 1]
+    cos = float(torch.nn.functional.cosine_similarity(ga, gb, dim=0))
+    nan = float("nan")
+    return {"net": name, "T": T, "train_bn": train_bn, "rel": float((ga - gb).norm() / ga.norm()),
+            "layer_median": float(torch.tensor(per_layer).median()) if per_layer else nan,
+            "layer_max": max(per_layer) if per_layer else nan, "cos": cos,
+            "weights_with_grad": f"{len(per_layer)}/{sum(1 for p in a.parameters() if p.dim() > 1)}"}
+
+
+def fidelity(quick: bool) -> str:
+    from _report import table
+
+    rows = []
+    Ts = (4, 16) if quick else (4, 8, 16)
+    for name in FIDELITY_NETS:
+        for train_bn in (True, False):
+            for T in (Ts if train_bn else Ts[-1:]):
+                env = {**os.environ, "OMP_NUM_THREADS": "1"}
+                cmd = [sys.executable, str(Path(__file__).resolve().parent / "dsr.py"), "--fidelity-case",
+                       name, "--T", str(T)] + ([] if train_bn else ["--eval-bn"])
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if out.returncode:
+                    raise RuntimeError(f"{name} T={T}: {out.stderr[-3000:]}")
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                print(f"  {name} T={T} BN {'train' if train_bn else 'eval'}: rel {r['rel']:.3g}", flush=True)
+                rows.append([name, "train" if train_bn else "eval", T, f"{r['rel']:.3g}",
+                             f"{r['layer_median']:.3g}", f"{r['layer_max']:.3g}", f"{r['cos']:.4f}",
+                             r["weights_with_grad"]])
+    return ("Relative difference `|g_rep - g_step| / |g_step|` between the representation backward "
+            "and the per-step DSR backward, over all parameters (and per weight tensor: median, max), "
+            "and their cosine; float64, batch 8 of N(0,1) images (32x32x3; 28x28x1 for the CSNN), "
+            "untrained networks, DSR-IF with Vth=1, direct encoding.\n\n"
+            + table(["net", "BN", "T", "rel. diff", "per-layer median", "per-layer max", "cosine",
+                     "weights with gradient"], rows))
