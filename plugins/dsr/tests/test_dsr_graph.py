@@ -188,3 +188,14 @@ def test_untraceable_and_unsupported_models_are_named():
                           surrogate_function=surrogate.ATan()), DSRIFNode(T=T))
     with pytest.raises(UnsupportedModuleError, match=r"1 \(LIFNode\)"):
         representation_forward(other, torch.rand(T, 2, 4))
+
+
+def test_auto_backward_rule():
+    """auto: representation for supported graphs (max pooling, adds), per-step for products of
+    spike trains (measured 10-34% gradient difference, docs/dsr.md) and unsupported graphs."""
+    assert DSRStrategy(T=T).backward_mode(_Product("ADD")) == "representation"
+    assert DSRStrategy(T=T).backward_mode(_zoo("csnn")) == "representation"
+    st = DSRStrategy(T=T)
+    with pytest.warns(UserWarning, match="multiplies spike trains"):
+        assert st.backward_mode(_Product("IAND")) == "per-step"
+    assert DSRStrategy(T=T, backward="representation").backward_mode(_Product("AND")) == "representation"
