@@ -100,9 +100,9 @@ class MaxPoolRecord:
             self.in_hw = (H, W)
         ones = torch.ones((*y.shape[1:3], 1, y.shape[-2] * y.shape[-1]), dtype=self.counts.dtype,
                           device=x.device)
+        j = self._offsets(idx, H, W).flatten(-2).unsqueeze(3)  # [n, N, C, 1, Ho*Wo]
         for t in range(n):
-            j = self._offsets(idx[t], H, W).flatten(-2).unsqueeze(2)
-            self.counts.scatter_add_(2, j, ones)
+            self.counts.scatter_add_(2, j[t], ones)
         s = y.sum(0)
         self.sum_out = s if self.sum_out is None else self.sum_out + s
         self.steps += n
