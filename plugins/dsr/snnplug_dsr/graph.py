@@ -210,6 +210,10 @@ def _module_kind(m: nn.Module) -> str | None:
         return None
     if isinstance(m, (layer.Dropout, layer.VotingLayer)):  # Dropout2d subclasses Dropout
         return "linear"  # one dropout mask for the whole sequence: a fixed per-element scale
+    if isinstance(m, (layer.SeqToANNContainer, layer.MultiStepContainer)):
+        # a container applying its modules at every step: linear if all of them are
+        kids = list(m.children())
+        return "linear" if kids and all(_module_kind(k) == "linear" for k in kids) else None
     return None
 
 

@@ -199,3 +199,20 @@ def test_auto_backward_rule():
     with pytest.warns(UserWarning, match="multiplies spike trains"):
         assert st.backward_mode(_Product("IAND")) == "per-step"
     assert DSRStrategy(T=T, backward="representation").backward_mode(_Product("AND")) == "representation"
+
+
+def test_time_step_containers_of_linear_layers_are_supported():
+    """SpikingJelly containers (used e.g. by the snnTorch adapter) holding linear layers run as
+    one linear op; holding a training-mode batch norm they are reported."""
+    net = nn.Sequential(layer.SeqToANNContainer(nn.Linear(4, 6)), DSRIFNode(T=T, v_threshold=0.5),
+                        layer.MultiStepContainer(nn.Linear(6, 3)), DSRIFNode(T=T, v_threshold=0.5)).double()
+    assert trace(net).unsupported == []
+    xs = torch.rand(T, 5, 4, dtype=torch.float64) * 2
+    y = torch.tensor([0, 1, 2, 0, 1])
+    oa, ga, _ = _grads(copy.deepcopy(net), xs, y)
+    ob, gb, _ = _grads(copy.deepcopy(net), xs, y, layerwise=True, chunk=2)
+    assert torch.equal(oa, ob) and oa.abs().sum() > 0
+    for p, q in zip(ga, gb):
+        assert torch.allclose(p, q, rtol=1e-10, atol=1e-14)
+    bad = nn.Sequential(layer.SeqToANNContainer(nn.Linear(4, 6), nn.BatchNorm1d(6)), DSRIFNode(T=T))
+    assert trace(bad).unsupported == ["0 (SeqToANNContainer)"]
