@@ -54,9 +54,8 @@ class DSRStrategy(Strategy):
 
     ``backward``: ``"representation"`` (one simulation without graph + one ANN-sized backward,
     :mod:`.representation`), ``"per-step"`` or ``"auto"`` (representation when the model allows).
-    ``chunk``: steps the representation backward simulates at a time; ``None`` takes 4 for
-    ``nn.Sequential`` models (layer-wise, memory flat in T, :mod:`.layerwise`) and the whole
-    sequence for other models.
+    ``chunk``: steps the representation backward simulates at a time; ``None`` takes 4
+    (layer-wise over the traced graph, memory flat in T, :mod:`.layerwise`).
     ``threshold_lr_scale``: the thresholds' learning rate over the weights' (default 1, the
     paper's, whose 200-epoch schedule lets the L2 regulariser and the clamp gradient move the
     thresholds). With batch norm almost no input exceeds Vth = 6, so the clamp gradient is
