@@ -10,9 +10,11 @@ segment; its time mean is the readout.
 
 * A training-mode batch norm needs its statistics over all ``T*B`` before step 1 can be
   normalised, so the part of the segment feeding it runs once to measure them
-  (:class:`.bn_stats.BNStats`) and once more to normalise: the layers feeding a batch norm are
-  computed twice, every other layer once per segment that reads it (a residual branch's adds
-  and pooling are cheap and recomputed rather than stored).
+  (:class:`.bn_stats.BNStats`). Its input is kept for the normalising pass while the kept
+  inputs of the segment fit in ``cache_bytes`` (``representation_forward`` passes the size of
+  the model's parameters, which the gradients take anyway, so memory stays flat in T); beyond
+  that the layers feeding the batch norm are computed again. Every other layer runs once per
+  segment that reads it (a residual branch's adds are cheap and recomputed rather than stored).
 * Operations that depend only on an input constant in time (direct encoding: an ``expand``-ed
   view, or ``T == 1``) are computed once, on one step.
 * What the representation pass needs from non-linear operations is recorded once, during the
@@ -57,7 +59,7 @@ class Executor:
     """One streamed simulation plus one representation pass of a traced DSR model."""
 
     def __init__(self, graph: Graph, x_seq: torch.Tensor, chunk: int,
-                 cache_bytes: int = 64 * 2 ** 20) -> None:
+                 cache_bytes: int = 0) -> None:
         self.g = graph
         self.cache_bytes = cache_bytes
         self.x_seq = x_seq

@@ -112,7 +112,10 @@ def representation_forward(model: nn.Module, x_seq: torch.Tensor, *, chunk: int 
         raise TimeStepError(f"the input has {T} steps but the model's DSR neurons were built for "
                             f"T={wrong}; feed that many steps or rebuild them with T={T}")
     reset(model)
-    ex = Executor(graph, x_seq, DEFAULT_CHUNK if chunk is None else chunk)
+    # a batch norm's input is kept between its statistics sweep and the normalising pass within
+    # the size of the parameters (what the gradients will take anyway): memory stays flat in T
+    budget = sum(p.numel() * p.element_size() for p in model.parameters())
+    ex = Executor(graph, x_seq, DEFAULT_CHUNK if chunk is None else chunk, cache_bytes=budget)
     readout = ex.simulate_layerwise() if layerwise else ex.simulate_whole()
     ann = ex.replay()
     return ann + (readout.to(ann.dtype) - ann).detach()
