@@ -6,12 +6,12 @@ step (``dL/dx_t = G/T * mask``). A time-linear layer ``y_t = W z_t + b`` between
 therefore gets ``dL/dW = sum_t (G/T) z_t^T = G * mean_t(z_t)^T``: the per-step weight gradient
 equals the gradient of the same layer applied once to the time-mean input. So:
 
-1. **Simulate** (``torch.no_grad``, optionally in chunks of ``chunk`` steps so memory does not
-   grow with T): every DSR neuron records its mean input and firing rate; nothing per-step is
-   kept.
-2. **Representation pass** (with autograd): run the model once on ``mean_t x_t`` (shape
-   ``[1, B, ...]``). Each DSR neuron returns its *measured* rate through :class:`ReplayFunction`,
-   whose backward is the DSR mapping gradient. Values equal the time-means of the simulation,
+1. **Simulate** (``torch.no_grad``, layer by layer in chunks of ``chunk`` steps so memory does
+   not grow with T, :mod:`.layerwise`): every DSR neuron records its mean input and firing
+   rate (``DSRNode.stream`` into a :class:`.neuron.Record`); nothing per-step is kept.
+2. **Representation pass** (with autograd): run the model's graph once on ``mean_t x_t``
+   (shape ``[1, B, ...]``). Each DSR neuron returns its *measured* rate (``DSRNode.replay``,
+   :class:`.functional.ReplayFunction`), whose backward is the DSR mapping gradient. Values equal the time-means of the simulation,
    so the returned logits equal the simulated rate readout.
 
 The model is traced with ``torch.fx`` (:mod:`.graph`): residual blocks, SEW connections,
@@ -24,9 +24,9 @@ measured time means; their gradients are the time means of the per-step gradient
 gradient reaching them is the same at every step (:mod:`.maxpool`, :mod:`.graph`).
 
 Batch norm in training mode normalises each step with statistics over ``T*B`` (as SpikingJelly's
-multi-step BN and the authors' code do). The simulation computes exactly those statistics (when
-streamed in chunks, one extra partial sweep per BN layer is needed, since step 1 cannot be
-normalised before step T is known) and updates the running statistics once. The
+multi-step BN and the authors' code do). The simulation computes exactly those statistics (a sweep
+over the layers feeding the BN before normalising, since step 1 cannot be normalised before
+step T is known) and updates the running statistics once. The
 representation pass normalises with the same statistics, so values are exact; its gradient
 through the variance uses ``mean_t x_t`` in place of each ``x_t``, which drops the within-time
 covariance term of the per-step BN backward. Without batch norm (or with BN in eval mode) the
