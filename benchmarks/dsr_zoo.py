@@ -10,8 +10,8 @@ one training step of the unmodified ``spiking_resnet18`` / ``sew_resnet18`` (ADD
 Input 64x64 (3 channels, direct encoding: the image repeated over T), batch 8, 1000 classes,
 one torch thread, SGD step included. Each case runs in fresh subprocesses: one for time
 (median of 5 steps after a warm-up step; 2 with ``--quick``), one for memory: the allocator
-peak of one step after a warm-up step, from ``torch.profiler`` memory events (every CPU allocation and free, in time order; the
-peak of their running sum), i.e. the most bytes the step had allocated at once beyond what was
+peak of one step after a warm-up step, from ``torch.profiler`` memory events (every CPU
+allocation and free, in time order; the peak of their running sum), i.e. the most bytes the step had allocated at once beyond what was
 allocated before it (parameters, optimizer state).
 """
 

@@ -357,7 +357,8 @@ class Executor:
         for i, n in enumerate(self.g.nodes):
             k = self.g.kind[n]
             if n.op == "placeholder":
-                vals[n] = self.x_seq.mean(0, keepdim=True) if k == "input" else (n.args[0] if n.args else None)
+                default = n.args[0] if n.args else None
+                vals[n] = self.x_seq.mean(0, keepdim=True) if k == "input" else default
                 continue
             args = fx.node.map_arg(n.args, lambda a: vals[a])
             kwargs = fx.node.map_arg(n.kwargs, lambda a: vals[a])

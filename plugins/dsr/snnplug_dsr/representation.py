@@ -11,8 +11,9 @@ equals the gradient of the same layer applied once to the time-mean input. So:
    rate (``DSRNode.stream`` into a :class:`.neuron.Record`); nothing per-step is kept.
 2. **Representation pass** (with autograd): run the model's graph once on ``mean_t x_t``
    (shape ``[1, B, ...]``). Each DSR neuron returns its *measured* rate (``DSRNode.replay``,
-   :class:`.functional.ReplayFunction`), whose backward is the DSR mapping gradient. Values equal the time-means of the simulation,
-   so the returned logits equal the simulated rate readout.
+   :class:`.functional.ReplayFunction`), whose backward is the DSR mapping gradient.
+   Values equal the time-means of the simulation, so the returned logits equal the simulated
+   rate readout.
 
 The model is traced with ``torch.fx`` (:mod:`.graph`): residual blocks, SEW connections,
 concatenation, flatten, pooling (average and max, :mod:`.maxpool`), batch norm, SpikingJelly's

@@ -103,7 +103,8 @@ class _Product(nn.Module):
     def __init__(self, cnf: str) -> None:
         super().__init__()
         self.cnf = cnf
-        self.a, self.b = layer.Conv2d(1, 3, 3, padding=1, step_mode="m"), layer.Conv2d(1, 3, 3, padding=1, step_mode="m")
+        self.a = layer.Conv2d(1, 3, 3, padding=1, step_mode="m")
+        self.b = layer.Conv2d(1, 3, 3, padding=1, step_mode="m")
         self.sa, self.sb = DSRIFNode(T=T, v_threshold=1.0), DSRIFNode(T=T, v_threshold=1.0)
         self.fc = layer.Linear(3 * 8 * 8, 5, step_mode="m")
         self.out = DSRIFNode(T=T, v_threshold=0.5)
