@@ -216,7 +216,7 @@ class Executor:
                         keep = isinstance(src, fx.Node) and src in seg and src not in self.cache
                         kept: list[Any] = []
                         for s, c in self._chunks():
-                            vals = self._eval(part, s, c, record=True)
+                            vals = self._eval(part, s, c, record=True, keep=b)
                             xb = self._arg(src, vals, s, c)
                             self._measure_bn(b, xb)
                             if keep and s == 0:
@@ -231,7 +231,7 @@ class Executor:
                         self.stats[b].finalize(_float(xb.dtype))
                 main = self._needed(tgt, seg, set(self.cache)) if self.cache else seg
                 for i, (s, c) in enumerate(self._chunks()):
-                    vals = self._eval(main, s, c, record=True,
+                    vals = self._eval(main, s, c, record=True, keep=tgt,
                                       cached={n: kept[i] for n, kept in self.cache.items()})
                     x = self._arg(tgt.args[0], vals, s, c)
                     if tgt.op == "output":
@@ -244,6 +244,8 @@ class Executor:
                 self.recorded.update(seg)
                 self.recorded.add(tgt)
                 self.cache = {}
+                for n in [n for n in self.cval if all(u in self.recorded or u in const for u in n.users)]:
+                    del self.cval[n]  # time-constant values nothing left reads
         if total is None:
             raise SnnplugError("the model produced no output (internal)")
         return total / self.T
@@ -327,13 +329,25 @@ class Executor:
             return self.x_seq[s:s + c]
         raise SnnplugError(f"node {a.name} read before it was computed (internal)")
 
-    def _eval(self, nodes: list[fx.Node], s: int, c: int, *, record: bool,
+    def _eval(self, nodes: list[fx.Node], s: int, c: int, *, record: bool, keep: fx.Node,
               cached: dict[fx.Node, Any] | None = None) -> dict[fx.Node, Any]:
+        """Compute ``nodes`` for steps ``s .. s+c-1``; a value is dropped after its last use
+        among ``nodes`` unless it is an input of ``keep`` (what the caller reads)."""
         vals: dict[fx.Node, Any] = dict(cached or {})
-        for n in nodes:
+        last: dict[fx.Node, int] = {}
+        for i, n in enumerate(nodes):
+            for d in n.all_input_nodes:
+                last[d] = i
+        for d in keep.all_input_nodes:
+            last[d] = len(nodes)
+        for i, n in enumerate(nodes):
             args = fx.node.map_arg(n.args, lambda a: self._arg(a, vals, s, c))
             kwargs = fx.node.map_arg(n.kwargs, lambda a: self._arg(a, vals, s, c))
             vals[n] = self._op(n, args, kwargs, record=record and n not in self.recorded)
+            del args, kwargs
+            for d in n.all_input_nodes:
+                if last.get(d) == i:
+                    vals.pop(d, None)
         return vals
 
     def _needed(self, tgt: fx.Node, nodes: list[fx.Node], have: set[fx.Node]) -> list[fx.Node]:
