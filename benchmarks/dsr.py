@@ -2,7 +2,7 @@
 
     python benchmarks/dsr.py            # full run (speed + accuracy), writes docs/benchmarks.md
     python benchmarks/dsr.py --quick    # reduced run
-    python benchmarks/dsr.py --part speed|accuracy|select
+    python benchmarks/dsr.py --part speed|accuracy|select|zoo
     python benchmarks/dsr.py --part accuracy --resume   # after an interruption: reuse finished runs
 
 Speed/memory: one training iteration (forward + backward) of the same network
@@ -17,7 +17,9 @@ process's peak-RSS mark is reset (``/proc/self/clear_refs``) and peak memory is
 before it), with glibc's ``MALLOC_MMAP_THRESHOLD_=65536``
 so freed tensors leave the process and RSS follows the live tensors.
 
-Accuracy (``--part accuracy``, ``--part select``): see ``benchmarks/dsr_accuracy.py``."""
+Accuracy (``--part accuracy``, ``--part select``): see ``benchmarks/dsr_accuracy.py``.
+Zoo networks (``--part zoo``: spiking_resnet18, sew_resnet18; allocator peak from the profiler):
+see ``benchmarks/dsr_zoo.py``."""
 
 from __future__ import annotations
 
@@ -183,18 +185,35 @@ def speed(quick: bool) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", choices=["speed", "accuracy", "select", "all"], default="all",
+    ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "fidelity", "all"], default="all",
                     help="all = speed + accuracy; select = the threshold-lr sweep on a validation split")
     ap.add_argument("--case")
     ap.add_argument("--T", type=int, default=20)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--no-norm", action="store_true")
+    ap.add_argument("--zoo-case")
+    ap.add_argument("--net", default="spiking_resnet18")
+    ap.add_argument("--nets", default=",".join(("spiking_resnet18", "sew_resnet18")),
+                    help="zoo: comma-separated networks")
+    ap.add_argument("--memory", action="store_true")
+    ap.add_argument("--fidelity-case")
+    ap.add_argument("--eval-bn", action="store_true")
     ap.add_argument("--resume", action="store_true",
                     help="accuracy: reuse the results of runs an earlier (interrupted) run of the same "
                          "settings finished (benchmarks/.cache/); do not use after changing the code")
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.T, not args.no_norm, args.iters)))
+        return
+    if args.fidelity_case:
+        import dsr_zoo
+
+        print(json.dumps(dsr_zoo.fidelity_case(args.fidelity_case, args.T, not args.eval_bn)))
+        return
+    if args.zoo_case:
+        import dsr_zoo
+
+        print(json.dumps(dsr_zoo.run_case(args.net, args.zoo_case, args.T, args.iters, args.memory)))
         return
     import dsr_accuracy
     from _report import write_section
@@ -206,6 +225,20 @@ def main() -> None:
         print("accuracy:", flush=True)
         write_section("dsr-accuracy", "DSR: accuracy on Fashion-MNIST",
                       dsr_accuracy.accuracy(args.quick, resume=args.resume))
+    if args.part == "zoo":
+        import dsr_zoo
+
+        print("zoo networks:", flush=True)
+        nets = tuple(args.nets.split(","))
+        write_section("dsr-zoo" + ("" if len(nets) > 1 else "-" + nets[0]),
+                      "DSR on SpikingJelly's zoo: time and allocator peak per training step",
+                      dsr_zoo.zoo(args.quick, nets))
+    if args.part == "fidelity":
+        import dsr_zoo
+
+        print("gradient fidelity:", flush=True)
+        write_section("dsr-fidelity", "DSR: representation vs per-step gradients on the zoo",
+                      dsr_zoo.fidelity(args.quick))
     if args.part == "select":
         print("threshold learning-rate sweep (validation split):", flush=True)
         write_section("dsr-select", "DSR: choosing threshold_lr_scale (validation split)",

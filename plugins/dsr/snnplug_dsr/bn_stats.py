@@ -31,12 +31,12 @@ class BNStats:
         """The input as the batch norm sees it: ``[T*B, C, ...]`` for a multi-step one."""
         return x.flatten(0, 1) if self.multi_step else x
 
-    def accumulate(self, x2: torch.Tensor) -> torch.Tensor:
-        """Merge the statistics of ``x2`` ([N, C, ...]); returns ``x2`` normalised with them."""
-        bn = self.bn
-        y, mean_c, invstd = torch.native_batch_norm(x2, bn.weight, bn.bias, None, None, True, 0.0, bn.eps)
+    def accumulate(self, x2: torch.Tensor) -> None:
+        """Merge the per-channel statistics of ``x2`` ([N, C, ...])."""
+        eps = self.bn.eps  # native_batch_norm: torch's fastest per-channel statistics on CPU
+        _, mean_c, invstd = torch.native_batch_norm(x2, None, None, None, None, True, 0.0, eps)
         mean_c = mean_c.double()
-        var_c = invstd.double().pow(-2) - bn.eps
+        var_c = invstd.double().pow(-2) - eps
         n_c = x2.numel() // x2.shape[1]
         if self.n == 0:
             self.m, self.M2, self.n = mean_c, var_c * n_c, n_c
@@ -46,7 +46,6 @@ class BNStats:
             self.m = self.m + delta * (n_c / n)
             self.M2 = self.M2 + var_c * n_c + delta * delta * (self.n * n_c / n)
             self.n = n
-        return y
 
     def stand_for(self, seen: int, total: int) -> None:
         """The ``seen`` steps merged so far stand for ``total`` identical-statistics steps (an

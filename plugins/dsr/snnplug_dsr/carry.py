@@ -26,7 +26,7 @@ from typing import Any
 from snnplug.errors import UnsupportedModuleError
 from snnplug.neuron_settings import NeuronSettings, changed, read
 
-from .presets import IF_DEFAULTS, LIF_DEFAULTS
+from snnplug_dsr.presets import IF_DEFAULTS, LIF_DEFAULTS
 
 
 def _common(s: NeuronSettings, name: str, kw: dict[str, Any], bound: float) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def _common(s: NeuronSettings, name: str, kw: dict[str, Any], bound: float) -> d
 
 def dsr_if_from(old: Any, T: int = 20, **kw: Any) -> Any:
     """``DSRIFNode`` with ``old``'s threshold (see the module docstring)."""
-    from .neuron import DSRIFNode
+    from snnplug_dsr.neuron import DSRIFNode
 
     s = read(old)
     if s.kind == "lif":
@@ -58,7 +58,7 @@ def dsr_if_from(old: Any, T: int = 20, **kw: Any) -> Any:
 
 def dsr_lif_from(old: Any, T: int = 20, **kw: Any) -> Any:
     """``DSRLIFNode`` with ``old``'s threshold and decay, ``dt = 1`` (see the module docstring)."""
-    from .neuron import DSRLIFNode
+    from snnplug_dsr.neuron import DSRLIFNode
 
     s = read(old)
     if "tau" not in kw:

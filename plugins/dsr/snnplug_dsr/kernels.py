@@ -36,7 +36,7 @@ import triton.language as tl
 
 from snnplug.kernels import BLOCK, on_device
 
-from . import functional as F
+from snnplug_dsr import functional as F
 
 
 @triton.jit

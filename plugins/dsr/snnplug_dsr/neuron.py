@@ -5,15 +5,23 @@ backward is defined on whole sequences); the final potential is kept in ``self.v
 threshold is a trainable scalar per layer, projected in place to ``>= v_threshold_bound`` before
 every forward (a projection: the parameter keeps receiving gradient, unlike a functional clamp).
 
-Besides the plain per-step path, :mod:`.representation` drives the neurons in two more modes:
-``stream`` (simulate chunks of steps under ``no_grad`` and accumulate the layer's mean input and
-firing rate) and ``replay`` (one autograd node whose forward returns the measured rate and whose
-backward is the representation gradient).
+Besides the plain per-step path (``forward``), the engine of :mod:`.representation` drives the
+neurons through an explicit API, with the state of one streamed simulation held in a
+:class:`Record` the engine owns:
+
+* :meth:`DSRNode.new_record` starts a simulation of ``T`` steps;
+* :meth:`DSRNode.stream` simulates the next chunk of steps under ``no_grad`` and accumulates the
+  layer's mean input and firing rate into the record;
+* :meth:`DSRNode.replay` is one autograd node whose forward returns the measured rate and whose
+  backward is the representation gradient;
+* :meth:`DSRNode.any_length` lets inference run on sequences of another length.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +50,7 @@ class Record:
     steps: int = 0
     sum_in: torch.Tensor | None = None  # sum_t x_t (IF) or sum_t w_t x_t (LIF, weights normalised)
     sum_out: torch.Tensor | None = None  # sum_t out_t
+    v: torch.Tensor | None = None  # membrane potential after the steps simulated so far
     extra: dict[str, Any] = field(default_factory=dict)
 
     def rep_in(self) -> torch.Tensor:
@@ -55,6 +64,7 @@ class DSRNode(base.MemoryModule):
     """Base class of the DSR neurons (see the subclasses for the equations)."""
 
     snnplug_spiking = True
+    weighted_representation = False  # True: the representation is a weighted time mean (LIF)
 
     def __init__(self, T: int, v_threshold: float, alpha: float, v_threshold_bound: float,
                  train_threshold: bool = True, threshold_grad_scale: float = 1.0,
@@ -80,9 +90,7 @@ class DSRNode(base.MemoryModule):
             raise ValueError(f"step_mode must be 's' or 'm', got {step_mode!r}")
         self.step_mode = step_mode
         self.register_memory("v", 0.0)
-        self.strict_T = True  # relaxed by DSRStrategy.predict for inference at other T
-        self._record: Record | None = None
-        self._mode: str = "plain"  # "plain" | "stream" | "replay"
+        self.strict_T = True  # relaxed for inference at other T by :meth:`any_length`
 
     # -- threshold -----------------------------------------------------------------------------
     def project_threshold(self) -> None:
@@ -118,24 +126,55 @@ class DSRNode(base.MemoryModule):
         x = x_seq if dtype in (torch.float32, torch.float64) else x_seq.float()  # half: simulate in fp32
         self.project_threshold()
         vth = self.v_threshold.to(x.dtype)
-        if self._mode == "replay":
-            out = self._replay(x)
-        elif self._mode == "stream":
-            out = self._stream(x, vth)
+        steps = x.shape[0]
+        if steps != self.T and (self.strict_T or torch.is_grad_enabled()):
+            raise TimeStepError(
+                f"{type(self).__name__} was built for T={self.T} but got {steps} steps (shape "
+                f"{tuple(x_seq.shape)}); build it with T={steps} (snnplug.apply(net, neuron=..., "
+                f"T={steps})) or feed {self.T} steps"
+            )
+        if torch.is_grad_enabled() and (x.requires_grad or vth.requires_grad):
+            out = self._per_step(x)
         else:
-            steps = x.shape[0]
-            if steps != self.T and (self.strict_T or torch.is_grad_enabled()):
-                raise TimeStepError(
-                    f"{type(self).__name__} was built for T={self.T} but got {steps} steps (shape "
-                    f"{tuple(x_seq.shape)}); build it with T={steps} (snnplug.apply(net, neuron=..., "
-                    f"T={steps})) or feed {self.T} steps"
-                )
-            if torch.is_grad_enabled() and (x.requires_grad or vth.requires_grad):
-                out = self._per_step(x)
-            else:
-                out, v = self._simulate(x, None)
-                self.v = v
+            out, v = self._simulate(x, None)
+            self.v = v
         return out if out.dtype == dtype else out.to(dtype)
+
+    @contextmanager
+    def any_length(self) -> Iterator[None]:
+        """Within the block, inference (no autograd) runs on sequences of any length (the
+        dynamics do not depend on ``T``; training still requires ``T`` steps)."""
+        old = self.strict_T
+        self.strict_T = False
+        try:
+            yield
+        finally:
+            self.strict_T = old
+
+    # -- engine API (see :mod:`.representation`) ---------------------------------------------------
+    def new_record(self, T: int | None = None) -> Record:
+        """An empty record for one streamed simulation of ``T`` steps (default: the neuron's)."""
+        T = self.T if T is None else T
+        if T != self.T:
+            raise TimeStepError(f"{type(self).__name__} was built for T={self.T}; a streamed "
+                                f"simulation of {T} steps needs neurons built with T={T}")
+        return Record(T=T, extra={"weighted": self.weighted_representation})
+
+    def stream(self, x: torch.Tensor, rec: Record) -> torch.Tensor:
+        """Simulate the next ``x.shape[0]`` steps of ``rec``'s sequence (no autograd): returns the
+        output spikes and adds this chunk's input and output sums to ``rec``."""
+        self._check(x, 3)
+        dtype = x.dtype
+        xf = x if dtype in (torch.float32, torch.float64) else x.float()
+        self.project_threshold()
+        out = self._stream(xf, rec)
+        return out if out.dtype == dtype else out.to(dtype)
+
+    def replay(self, x_rep: torch.Tensor, rec: Record) -> torch.Tensor:
+        """The representation pass through this layer: returns the rate ``rec`` measured (shape
+        ``[1, B, ...]``, the value of ``x_rep`` is ignored) with the DSR gradient as backward."""
+        out = self._replay(x_rep if x_rep.dtype in (torch.float32, torch.float64) else x_rep.float(), rec)
+        return out if out.dtype == x_rep.dtype else out.to(x_rep.dtype)
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -156,14 +195,11 @@ class DSRNode(base.MemoryModule):
         self.v = v
         return out[0].to(x.dtype)
 
-    def _stream(self, x: torch.Tensor, vth: torch.Tensor) -> torch.Tensor:
-        rec = self._record
-        if rec is None:
-            raise SnnplugError(f"{type(self).__name__}: stream mode without a record (internal)")
+    def _stream(self, x: torch.Tensor, rec: Record) -> torch.Tensor:
         if rec.steps + x.shape[0] > rec.T:
             raise TimeStepError(f"{type(self).__name__} was built for T={rec.T} but the stream "
                                 f"delivered more than {rec.T} steps")
-        v = self.v if (rec.steps > 0 and isinstance(self.v, torch.Tensor)) else None
+        v = rec.v if rec.steps > 0 else None
         with torch.no_grad():
             out, v = self._simulate(x, v)
             s_out = out.sum(0)
@@ -176,14 +212,13 @@ class DSRNode(base.MemoryModule):
             elif rec.steps == rec.T:
                 # IF charge conservation (v(0) = 0): sum_t x_t = sum_t out_t + v_T
                 rec.sum_in = rec.sum_out + v
-        self.v = v
+        rec.v = v
         return out
 
-    def _replay(self, x_rep: torch.Tensor) -> torch.Tensor:
-        rec = self._record
-        if rec is None or rec.steps != rec.T:
+    def _replay(self, x_rep: torch.Tensor, rec: Record) -> torch.Tensor:
+        if rec.steps != rec.T:
             raise SnnplugError(f"{type(self).__name__}: no complete streamed simulation to replay "
-                               f"(got {0 if rec is None else rec.steps} of {self.T} steps)")
+                               f"(got {rec.steps} of {rec.T} steps)")
         rate = rec.rate().unsqueeze(0)
         if x_rep.shape != rate.shape:
             raise ShapeError(f"{type(self).__name__}: representation input {tuple(x_rep.shape)} does "
@@ -254,10 +289,10 @@ class DSRLIFNode(DSRNode):
         return fn.apply(x_seq, self.v_threshold.to(x_seq.dtype), self.alpha, self.tau, self.dt,
                         self.threshold_grad_scale)
 
+    weighted_representation = True
+
     def _stream_weights(self, start, n, x):
         w = F.lif_weights(self.T, self.tau, self.dt, device=x.device, dtype=x.dtype)
-        if self._record is not None:
-            self._record.extra["weighted"] = True
         return w[start:start + n]
 
     def _rep_grads(self, G, rep_in, vth):

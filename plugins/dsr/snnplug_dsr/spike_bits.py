@@ -37,7 +37,7 @@ class SpikeBits:
             return k.pack_bits(spikes, self.words, start)
         for i in range(spikes.shape[0]):
             t = start + i
-            bit = (spikes[i] != 0).to(torch.uint8)
+            bit = (spikes[i] != 0).view(torch.uint8)  # bool -> its bytes, no copy
             if t % BITS:
                 bit.bitwise_left_shift_(t % BITS)
             self.words[t // BITS].bitwise_or_(bit)

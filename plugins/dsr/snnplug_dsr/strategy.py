@@ -6,15 +6,20 @@
 
 ``backward``: ``"representation"`` (one simulation without graph + one pass on representations,
 see :mod:`.representation`), ``"per-step"`` (the DSR autograd functions on the full
-``[T, B, ...]`` graph), ``"auto"`` (representation when every module between neurons supports
-it, else per-step with a warning naming the modules).
+``[T, B, ...]`` graph), ``"auto"``: representation when the traced model supports it and its
+gradient is exact or close (measured, docs/dsr.md "Gradient fidelity": equal to the per-step
+gradient up to rounding without training-mode batch norm; 0.3-0.8% relative with it on
+spiking_resnet18 / sew_resnet18 ADD / the tutorial CSNN), else per-step with a warning naming
+the reason: unsupported or untraceable operations, or products of spike trains (SEW
+``IAND``/``AND``; 10-34% relative there, because chained products make the gradient vary in
+time).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -28,7 +33,8 @@ from snnplug.time_axis import driven
 
 from snnplug_dsr import presets
 from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode, DSRNode
-from snnplug_dsr.representation import dsr_neurons, representation_forward, unsupported_modules
+from snnplug_dsr.graph import TraceFailure, trace
+from snnplug_dsr.representation import dsr_neurons, representation_forward
 from snnplug_dsr.thresholds import param_groups, threshold_l2
 
 NEURONS = {"if": DSRIFNode, "lif": DSRLIFNode}
@@ -38,15 +44,10 @@ BACKWARDS = ("auto", "representation", "per-step")
 @contextmanager
 def any_length(model: nn.Module) -> Iterator[None]:
     """Let DSR neurons run inference on sequences of any length (the dynamics do not use T)."""
-    ns = dsr_neurons(model)
-    old = [n.strict_T for n in ns]
-    for n in ns:
-        n.strict_T = False
-    try:
+    with ExitStack() as stack:
+        for n in dsr_neurons(model):
+            stack.enter_context(n.any_length())
         yield
-    finally:
-        for n, s in zip(ns, old):
-            n.strict_T = s
 
 
 class DSRStrategy(Strategy):
@@ -54,9 +55,8 @@ class DSRStrategy(Strategy):
 
     ``backward``: ``"representation"`` (one simulation without graph + one ANN-sized backward,
     :mod:`.representation`), ``"per-step"`` or ``"auto"`` (representation when the model allows).
-    ``chunk``: steps the representation backward simulates at a time; ``None`` takes 4 for
-    ``nn.Sequential`` models (layer-wise, memory flat in T, :mod:`.layerwise`) and the whole
-    sequence for other models.
+    ``chunk``: steps the representation backward simulates at a time; ``None`` takes 4
+    (layer-wise over the traced graph, memory flat in T, :mod:`.layerwise`).
     ``threshold_lr_scale``: the thresholds' learning rate over the weights' (default 1, the
     paper's, whose 200-epoch schedule lets the L2 regulariser and the clamp gradient move the
     thresholds). With batch norm almost no input exceeds Vth = 6, so the clamp gradient is
@@ -184,14 +184,27 @@ class DSRStrategy(Strategy):
         """The backward path ``loss`` uses for ``model``."""
         if self.backward != "auto":
             return self.backward
-        bad = unsupported_modules(model)
-        if bad:
-            if not self._warned:
-                warnings.warn("DSR: using the per-step backward because these modules are not "
-                              "time-linear: " + ", ".join(bad), stacklevel=3)
-                self._warned = True
-            return "per-step"
+        try:
+            g = trace(model)
+        except TraceFailure as e:
+            return self._per_step_because(f"the model cannot be traced: untraceable: {e}")
+        if g.unsupported:
+            return self._per_step_because("these operations have no representation-space "
+                                          "mapping: " + ", ".join(g.unsupported))
+        products = [n.name for n in g.nodes if g.kind[n] == "product"]
+        if products:
+            return self._per_step_because(
+                "the model multiplies spike trains (" + ", ".join(products[:4])
+                + (", ..." if len(products) > 4 else "") + "; e.g. SEW IAND/AND): chained products "
+                "make the representation gradient differ from the per-step one by 10-34% (docs/dsr.md); "
+                "pass backward='representation' to use it anyway")
         return "representation"
+
+    def _per_step_because(self, why: str) -> str:
+        if not self._warned:
+            warnings.warn("DSR: using the per-step backward because " + why, stacklevel=4)
+            self._warned = True
+        return "per-step"
 
     def logits(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Rate readout ``[B, C]`` with DSR's backward attached."""

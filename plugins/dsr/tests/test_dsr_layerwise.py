@@ -11,7 +11,7 @@ from spikingjelly.activation_based import functional, layer
 from torch import nn
 
 from snnplug.models import convnet
-from snnplug_dsr.layerwise import chain_of
+from snnplug_dsr.graph import trace
 from snnplug_dsr.neuron import DSRIFNode, DSRLIFNode
 from snnplug_dsr.representation import representation_forward
 from snnplug_dsr.spike_bits import SpikeBits
@@ -80,27 +80,29 @@ def test_layerwise_equals_whole_sequence_simulation(kind, norm, constant, T, chu
         assert torch.allclose(p.double(), q.double(), rtol=1e-9, atol=1e-12)
 
 
-def test_nested_sequentials_are_flattened_and_other_containers_fall_back():
+def test_nested_sequentials_and_custom_modules_are_traced_into_one_graph():
     T = 5
     inner = nn.Sequential(layer.Linear(4, 6, step_mode="m"), layer.BatchNorm1d(6, step_mode="m"))
     net = nn.Sequential(inner, DSRIFNode(T=T, v_threshold=0.5), layer.Linear(6, 3, step_mode="m"))
-    bns = [inner[1]]
-    assert chain_of(net, bns) == [inner[0], inner[1], net[1], net[2]]
+    g = trace(net)
+    assert [g.kind[n] for n in g.nodes] == ["input", "linear", "bn", "neuron", "linear", "linear"]
+    assert [g.modules.get(n) for n in g.nodes[1:5]] == [inner[0], inner[1], net[1], net[2]]
 
-    class Block(nn.Module):  # a custom forward around a neuron: not a chain
+    class Block(nn.Module):  # a custom forward around a neuron: traced through
         def __init__(self) -> None:
             super().__init__()
             self.fc, self.sn = layer.Linear(4, 6, step_mode="m"), DSRIFNode(T=T, v_threshold=0.5)
 
         def forward(self, x):
-            return self.sn(self.fc(x))
+            return self.sn(self.fc(x)) + 0.5
 
     custom = nn.Sequential(Block(), layer.Linear(6, 3, step_mode="m"))
-    assert chain_of(custom, []) is None
+    g = trace(custom)
+    assert "neuron" in g.kind.values()
     xs = torch.rand(T, 2, 4, dtype=torch.float64)
     custom.double()
     ref = copy.deepcopy(custom)
-    out = representation_forward(custom, xs, chunk=2)  # falls back to the whole-model sweeps
+    out = representation_forward(custom, xs, chunk=2)
     functional.reset_net(ref)
     with torch.no_grad():
         assert torch.allclose(out, ref(xs).mean(0), atol=1e-12)

@@ -1,0 +1,90 @@
+"""Max pooling in representation space: hand-computed counts, torch's per-step backward, a net."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional, layer
+from torch import nn
+
+from snnplug_dsr.maxpool import MaxPoolRecord, MaxPoolReplay, PoolGeometry
+from snnplug_dsr.neuron import DSRIFNode
+from snnplug_dsr.representation import representation_forward
+
+
+def test_hand_computed_window():
+    # one 2x2 window (elements a b / c d), T = 4:
+    #   t0: 0 1 / 0 1 -> max b (first maximum)     t1: 0 0 / 0 0 -> tie of zeros: a
+    #   t2: 1 1 / 0 0 -> a                         t3: 0 0 / 1 0 -> c
+    # counts a=2, b=1, c=1, d=0; pooled train 1,0,1,1 -> rate 0.75
+    x = torch.tensor([[0, 1, 0, 1], [0, 0, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.float64)
+    x = x.view(4, 1, 1, 2, 2)
+    rec = MaxPoolRecord(PoolGeometry.of(nn.MaxPool2d(2)), T=4)
+    rec.add(x[:3])
+    rec.add(x[3:])  # chunks
+    assert rec.counts.flatten().tolist() == [2, 1, 1, 0]
+    x_rep = x.mean(0, keepdim=True).requires_grad_()
+    y = MaxPoolReplay.apply(x_rep, rec)
+    assert y.item() == 0.75  # not max of the rates (0.5)
+    y.backward(torch.full_like(y, 2.0))
+    # dL/dx[i] = g * c[i] / T
+    assert x_rep.grad.flatten().tolist() == [1.0, 0.5, 0.5, 0.0]
+
+
+@pytest.mark.parametrize("k,s,p,ceil", [(2, 2, 0, False), (3, 2, 1, False), (3, 2, 1, True), (3, 1, 0, False)])
+def test_equals_torch_per_step_backward_for_a_gradient_constant_in_time(k, s, p, ceil):
+    T = 7
+    g = torch.Generator().manual_seed(k * 10 + s)
+    x = (torch.rand(T, 2, 3, 9, 9, generator=g) < 0.3).double() * 0.5  # binary spikes, many ties
+    G = torch.randn(2, 3, *F.max_pool2d(x[0], k, s, p, ceil_mode=ceil).shape[-2:], generator=g,
+                    dtype=torch.float64)
+    pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    xr = x.clone().requires_grad_()
+    y = F.max_pool2d(xr.flatten(0, 1), k, s, p, ceil_mode=ceil).view(T, 2, 3, *G.shape[-2:])
+    (y * (G / T)).sum().backward()  # the same gradient G/T at every step
+    per_step = xr.grad.sum(0)
+
+    rec = MaxPoolRecord(PoolGeometry.of(pool), T)
+    rec.add(x[:4])
+    rec.add(x[4:])
+    x_rep = x.mean(0, keepdim=True).requires_grad_()
+    out = MaxPoolReplay.apply(x_rep, rec)
+    assert torch.equal(out[0], y.detach().mean(0))
+    out.backward(G.unsqueeze(0))
+    assert per_step.abs().sum() > 0
+    assert torch.allclose(x_rep.grad[0], per_step, rtol=0, atol=1e-14)
+
+
+def _pool_net(T: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"), DSRIFNode(T=T, v_threshold=1.0),
+        layer.MaxPool2d(3, 2, 1, step_mode="m"),
+        layer.Conv2d(4, 6, 3, padding=1, step_mode="m"), DSRIFNode(T=T, v_threshold=1.0),
+        layer.MaxPool2d(2, 2, step_mode="m"), layer.Flatten(step_mode="m"),
+        layer.Linear(6 * 2 * 2, 5, step_mode="m"), DSRIFNode(T=T, v_threshold=0.5),
+    ).double()
+
+
+@pytest.mark.parametrize("layerwise,chunk", [(True, None), (True, 3), (False, None)])
+def test_network_with_max_pooling_matches_the_per_step_backward(layerwise, chunk):
+    T = 8
+    a = _pool_net(T)
+    b = copy.deepcopy(a)
+    g = torch.Generator().manual_seed(3)
+    xs = torch.rand(T, 4, 1, 8, 8, generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, 5, (4,), generator=g)
+    functional.reset_net(a)
+    oa = a(xs).mean(0)
+    F.cross_entropy(oa, y).backward()
+    ob = representation_forward(b, xs, chunk=chunk, layerwise=layerwise)
+    F.cross_entropy(ob, y).backward()
+    assert torch.equal(oa.detach(), ob.detach()) and oa.abs().sum() > 0
+    nonzero = 0
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=1e-14), name
+        nonzero += int(p.grad.abs().sum() > 0)
+    assert nonzero >= 6
