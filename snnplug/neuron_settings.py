@@ -60,6 +60,19 @@ class NeuronSettings:
             return float(th.detach().item())
         return float(th)
 
+    def carry_leak(self, plugin: str, kw: dict[str, Any], key: str, unscaled: str) -> None:
+        """Unless ``kw`` gives ``key``, set it to the leak (clamped to [0, 1]) for a neuron with a
+        fixed leak ``V = key*V + X``, and report what that neuron cannot keep: an input scale
+        (``unscaled`` says which equation adds the input unscaled) and a trained tau."""
+        if key in kw:
+            return
+        kw[key] = min(max(self.leak, 0.0), 1.0)
+        if self.input_scale != 1.0:
+            changed(plugin, f"{self.source} scales its input by {self.input_scale:g} (decay_input=True); "
+                            f"{unscaled}")
+        if self.tau_trainable:
+            changed(plugin, f"{self.source} trains tau; {plugin} keeps the {key} fixed at {self.leak:.4g}")
+
     def describe(self) -> str:
         """Short ``key=value`` text for summaries."""
         th = self.v_threshold

@@ -23,13 +23,7 @@ def bntt_lif_from(old: Any, T: int | None = None, **kw: Any) -> Any:
     name = "bntt-lif"
     if "v_threshold" not in kw:
         kw["v_threshold"] = s.scalar_threshold(name)
-    if "leak" not in kw:
-        kw["leak"] = min(max(s.leak, 0.0), 1.0)
-        if s.input_scale != 1.0:
-            changed(name, f"{s.source} scales its input by {s.input_scale:g} (decay_input=True); BNTT's "
-                          f"LIF adds x_t unscaled (eq. 4)")
-        if s.tau_trainable:
-            changed(name, f"{s.source} trains tau; bntt-lif keeps the leak fixed at {s.leak:.4g}")
+    s.carry_leak(name, kw, "leak", "BNTT's LIF adds x_t unscaled (eq. 4)")
     if not s.soft_reset:
         changed(name, f"{s.source} v_reset={s.v_reset:g} (hard reset) -> reset by subtraction (eq. 4)")
     if s.surrogate is not None and "surrogate_alpha" not in kw:

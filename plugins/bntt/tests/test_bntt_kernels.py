@@ -10,9 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snnplug.checks import any_length
-
 from snnplug import kernels
+from snnplug.checks import any_length
 
 pytest.importorskip("triton", reason="Triton cannot be imported: the fused kernels are not available here")
 pytestmark = pytest.mark.triton

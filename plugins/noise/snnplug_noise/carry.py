@@ -23,13 +23,7 @@ def noise_lif_from(old: Any, T: int | None = None, **kw: Any) -> Any:
     name = "noise-lif"
     if "v_threshold" not in kw:
         kw["v_threshold"] = s.scalar_threshold(name)
-    if "decay" not in kw:
-        kw["decay"] = min(max(s.leak, 0.0), 1.0)
-        if s.input_scale != 1.0:
-            changed(name, f"{s.source} scales its input by {s.input_scale:g} (decay_input=True); the "
-                          f"noisy LIF adds X unscaled (eq. 1)")
-        if s.tau_trainable:
-            changed(name, f"{s.source} trains tau; noise-lif keeps the decay fixed at {s.leak:.4g}")
+    s.carry_leak(name, kw, "decay", "the noisy LIF adds X unscaled (eq. 1)")
     if "v_reset" not in kw:
         if s.soft_reset:
             changed(name, f"{s.source} resets by subtraction -> hard reset to v_reset=0 (eq. 3)")
