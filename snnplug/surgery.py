@@ -137,6 +137,44 @@ def _assign(model: nn.Module, new_of: dict[int, nn.Module]) -> None:
             setattr(parent, name, new_of[id(old)])
 
 
+def _check_has_time_steps(model: nn.Module, normalizer: str) -> None:
+    """A per-step normalizer needs a multi-step SNN: refuse a plain ANN naming the fix."""
+    if not any(sjb.is_spiking_neuron(m) or getattr(m, "step_mode", None) == "m" for m in model.modules()):
+        raise UnsupportedModuleError(
+            f"apply(normalizer={normalizer!r}): {type(model).__name__} has no spiking neurons and no "
+            f"multi-step layers, so it has no time steps to normalise per step; {normalizer!r} replaces the batch norms of a "
+            f"multi-step SNN. Convert the ANN first (snnplug.convert) or build it with SpikingJelly "
+            f"neurons (functional.set_step_mode(net, 'm'))")
+
+
+def _check_matched(summary: Summary, n_plugin: NeuronPlugin | None, b_plugin: NormalizerPlugin | None) -> None:
+    """Raise if a requested family matched nothing, so a typo never passes silently."""
+    n_neurons = sum(1 for r in summary if r.family == "neuron")
+    if n_plugin is not None and n_neurons == 0:
+        raise SnnplugError(
+            f"apply(neuron={n_plugin.name!r}) found no neuron to replace; it replaces "
+            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode"
+        )
+    if b_plugin is not None and len(summary) - n_neurons == 0:
+        raise SnnplugError(
+            f"apply(normalizer={b_plugin.name!r}) found no layer to replace; it replaces "
+            f"{', '.join(b_plugin.replaces)}"
+        )
+
+
+def _report_changes(summary: Summary, strict: bool) -> None:
+    """One warning listing the settings that could not carry over (``strict=True``: raise)."""
+    changes = summary.changes()
+    if not changes:
+        return
+    text = "; ".join(f"{msg} [{_paths_text(p)}]" for msg, p in changes.items())
+    if strict:
+        raise UnsupportedModuleError(f"apply(strict=True): settings that cannot carry over: {text}. "
+                                     f"Pass them explicitly (neuron_kwargs=...) or use strict=False")
+    warnings.warn(f"snnplug.apply changed settings it could not keep: {text}",
+                  SettingChangedWarning, stacklevel=4)
+
+
 def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None = None,
           inplace: bool = False, neuron_kwargs: dict[str, Any] | None = None,
           normalizer_kwargs: dict[str, Any] | None = None, preset: str | None = None,
@@ -174,34 +212,12 @@ def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None
     elif not inplace:
         model = copy_model(model, "snnplug.apply")
 
-    if b_plugin is not None and n_plugin is None and not any(
-            sjb.is_spiking_neuron(m) or getattr(m, "step_mode", None) == "m" for m in model.modules()):
-        raise UnsupportedModuleError(
-            f"apply(normalizer={normalizer!r}): {type(model).__name__} has no spiking neurons and no "
-            f"multi-step layers, so it has no time steps to normalise per step; {normalizer!r} replaces the batch norms of a "
-            f"multi-step SNN. Convert the ANN first (snnplug.convert) or build it with SpikingJelly "
-            f"neurons (functional.set_step_mode(net, 'm'))")
+    if b_plugin is not None and n_plugin is None:
+        _check_has_time_steps(model, normalizer)
     new_of, summary = _plan(model, n_plugin, b_plugin, {**kw, **(neuron_kwargs or {})},
                             {**kw, **(normalizer_kwargs or {})}, preset)
-    n_neurons = sum(1 for r in summary if r.family == "neuron")
-    if n_plugin is not None and n_neurons == 0:
-        raise SnnplugError(
-            f"apply(neuron={neuron!r}) found no neuron to replace; it replaces "
-            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode"
-        )
-    if b_plugin is not None and len(summary) - n_neurons == 0:
-        raise SnnplugError(
-            f"apply(normalizer={normalizer!r}) found no layer to replace; it replaces "
-            f"{', '.join(b_plugin.replaces)}"
-        )
-    changes = summary.changes()
-    if changes:
-        text = "; ".join(f"{msg} [{_paths_text(p)}]" for msg, p in changes.items())
-        if strict:
-            raise UnsupportedModuleError(f"apply(strict=True): settings that cannot carry over: {text}. "
-                                         f"Pass them explicitly (neuron_kwargs=...) or use strict=False")
-        warnings.warn(f"snnplug.apply changed settings it could not keep: {text}",
-                      SettingChangedWarning, stacklevel=3)
+    _check_matched(summary, n_plugin, b_plugin)
+    _report_changes(summary, strict)
     _assign(model, new_of)
     sjb.invalidate_reset_cache(model)
     log.info("snnplug.apply replaced %d module(s):\n%s", len(summary), summary)
