@@ -187,14 +187,7 @@ class Executor:
     def simulate_layerwise(self) -> torch.Tensor:
         """The layer-wise streamed simulation (module docstring); returns the output's time mean."""
         g = self.g
-        constant_input = self.T == 1 or self.x_seq.stride(0) == 0
-        const: set[fx.Node] = set()  # nodes constant in time (or not time-major at all)
-        for n in g.nodes:
-            k = g.kind[n]
-            if k == "const" or (k == "input" and constant_input):
-                const.add(n)
-            elif k not in ("input", "neuron") and n.op != "output" and all(d in const for d in g.deps(n)):
-                const.add(n)
+        const = self._time_constant_nodes()
         # max pooling of a neuron's spikes gives spikes: stored as bits too, computed once
         self.spike_pools = {n: n.args[0] for n in g.nodes if g.kind[n] == "maxpool" and n not in const
                             and isinstance(n.args[0], fx.Node) and g.kind[n.args[0]] == "neuron"}
@@ -211,36 +204,10 @@ class Executor:
                 self.cache_left = self.cache_bytes
                 for b in seg:
                     if g.kind[b] == "bn" and self.stats[b].mean is None:
-                        part = self._within(b, seg)
-                        src = b.args[0]
-                        keep = isinstance(src, fx.Node) and src in seg and src not in self.cache
-                        kept: list[Any] = []
-                        for s, c in self._chunks():
-                            vals = self._eval(part, s, c, record=True, keep=b)
-                            xb = self._arg(src, vals, s, c)
-                            self._measure_bn(b, xb)
-                            if keep and s == 0:
-                                need = xb.element_size() * xb.numel() * -(-self.T // c)
-                                keep = need <= self.cache_left
-                                self.cache_left -= need if keep else 0
-                            if keep:
-                                kept.append(xb)
-                        if keep:
-                            self.cache[src] = kept
-                        self.recorded.update(part)
-                        self.stats[b].finalize(_float(xb.dtype))
-                main = self._needed(tgt, seg, set(self.cache)) if self.cache else seg
-                for i, (s, c) in enumerate(self._chunks()):
-                    vals = self._eval(main, s, c, record=True, keep=tgt,
-                                      cached={n: kept[i] for n, kept in self.cache.items()})
-                    x = self._arg(tgt.args[0], vals, s, c)
-                    if tgt.op == "output":
-                        part_sum = self._readout(x)
-                        total = part_sum if total is None else total + part_sum
-                    elif tgt in self.spike_pools:
-                        self._write(tgt, s, self._op(tgt, (x,), {}, record=tgt not in self.recorded))
-                    else:
-                        self._write(tgt, s, self._neuron(tgt).stream(x, self.records[tgt]))
+                        self._bn_statistics(b, seg)
+                part_sum = self._stream_target(tgt, seg)
+                if part_sum is not None:
+                    total = part_sum if total is None else total + part_sum
                 self.recorded.update(seg)
                 self.recorded.add(tgt)
                 self.cache = {}
@@ -249,6 +216,59 @@ class Executor:
         if total is None:
             raise SnnplugError("the model produced no output (internal)")
         return total / self.T
+
+    def _time_constant_nodes(self) -> set[fx.Node]:
+        """Nodes whose value is the same at every step (or has no time axis): computed once."""
+        g = self.g
+        constant_input = self.T == 1 or self.x_seq.stride(0) == 0
+        const: set[fx.Node] = set()
+        for n in g.nodes:
+            k = g.kind[n]
+            if k == "const" or (k == "input" and constant_input):
+                const.add(n)
+            elif k not in ("input", "neuron") and n.op != "output" and all(d in const for d in g.deps(n)):
+                const.add(n)
+        return const
+
+    def _bn_statistics(self, b: fx.Node, seg: list[fx.Node]) -> None:
+        """Sweep the layers feeding training-mode batch norm ``b`` over all steps to measure its
+        sequence statistics; keep its input for the normalising pass while the cache budget lasts."""
+        part = self._within(b, seg)
+        src = b.args[0]
+        keep = isinstance(src, fx.Node) and src in seg and src not in self.cache
+        kept: list[Any] = []
+        for s, c in self._chunks():
+            vals = self._eval(part, s, c, record=True, keep=b)
+            xb = self._arg(src, vals, s, c)
+            self._measure_bn(b, xb)
+            if keep and s == 0:
+                need = xb.element_size() * xb.numel() * -(-self.T // c)
+                keep = need <= self.cache_left
+                self.cache_left -= need if keep else 0
+            if keep:
+                kept.append(xb)
+        if keep:
+            self.cache[src] = kept
+        self.recorded.update(part)
+        self.stats[b].finalize(_float(xb.dtype))
+
+    def _stream_target(self, tgt: fx.Node, seg: list[fx.Node]) -> torch.Tensor | None:
+        """Stream segment ``seg`` chunk by chunk into ``tgt``: a neuron or spike pool (its spikes
+        stored as bits), or the output (returns the sum over time of the readout)."""
+        total = None
+        main = self._needed(tgt, seg, set(self.cache)) if self.cache else seg
+        for i, (s, c) in enumerate(self._chunks()):
+            vals = self._eval(main, s, c, record=True, keep=tgt,
+                              cached={n: kept[i] for n, kept in self.cache.items()})
+            x = self._arg(tgt.args[0], vals, s, c)
+            if tgt.op == "output":
+                part_sum = self._readout(x)
+                total = part_sum if total is None else total + part_sum
+            elif tgt in self.spike_pools:
+                self._write(tgt, s, self._op(tgt, (x,), {}, record=tgt not in self.recorded))
+            else:
+                self._write(tgt, s, self._neuron(tgt).stream(x, self.records[tgt]))
+        return total
 
     def _chunks(self) -> Iterable[tuple[int, int]]:
         for s in range(0, self.T, self.chunk):
