@@ -182,7 +182,7 @@ def speed(quick: bool) -> str:
 
 
 # -- accuracy ------------------------------------------------------------------------------------
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "fidelity", "all"], default="all",
@@ -201,7 +201,11 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="accuracy: reuse the results of runs an earlier (interrupted) run of the same "
                          "settings finished (benchmarks/.cache/); do not use after changing the code")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = _parser().parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.T, not args.no_norm, args.iters)))
         return

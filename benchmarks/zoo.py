@@ -32,6 +32,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -117,6 +118,26 @@ def test(net, x, y, batch: int = 500) -> float:
     return correct / len(x)
 
 
+def _user_loop_losses(st: Any, model: Any, opt: Any, sched: Any, x_all: torch.Tensor, y_all: torch.Tensor,
+                      steps: int, gray: bool) -> list[float]:
+    """The loss of every step of the loop a user writes around ``strategy.loss`` (what the
+    stability check is about; batches of 8 in order, 28x28 one-channel crops for ``gray`` models)."""
+    losses = []
+    model.train()
+    for i in range(steps):
+        x = x_all[i * 8:(i + 1) * 8]
+        if gray:
+            x = x[:, :1, 2:30, 2:30]
+        loss, _ = st.loss(model, x, y_all[i * 8:(i + 1) * 8])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
 def stability(args: argparse.Namespace) -> None:
     """Strategy defaults on zoo models: ``--steps`` steps of batch 8 (Fashion-MNIST, padded to 3x32x32),
     T=2, each strategy's ``make_optimizer`` defaults (and the ``--extra`` settings); reports the
@@ -148,19 +169,7 @@ def stability(args: argparse.Namespace) -> None:
                 warnings.simplefilter("ignore")
                 model = st.prepare(r.build())
             opt, sched = st.make_optimizer(model, epochs=1, steps_per_epoch=args.steps)
-            losses = []
-            model.train()
-            for i in range(args.steps):
-                x = x_all[i * 8:(i + 1) * 8]
-                if r.shape[0] == 1:
-                    x = x[:, :1, 2:30, 2:30]
-                loss, _ = st.loss(model, x, y_all[i * 8:(i + 1) * 8])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                losses.append(float(loss.detach()))
+            losses = _user_loop_losses(st, model, opt, sched, x_all, y_all, args.steps, gray=r.shape[0] == 1)
             lr0 = opt.param_groups[0].get("initial_lr", opt.param_groups[0]["lr"])
             tail = sum(losses[-10:]) / len(losses[-10:])
             opt_name = type(opt).__name__
