@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gzip
 import types
+from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 
@@ -28,3 +31,18 @@ def plugin_module(**hooks) -> types.SimpleNamespace:
     from snnplug.hookspecs import hookimpl
 
     return types.SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()})
+
+
+#: IDX type codes of the dtypes the data tests write
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool = False) -> None:
+    """Write ``arr`` as an IDX file (the MNIST format: magic 0 0 type ndim, big-endian sizes)."""
+    header = bytes([0, 0, IDX_CODES[arr.dtype], arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    data = header + arr.tobytes()
+    if gz:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)

@@ -13,16 +13,7 @@ from snnplug.data.encoders import direct, frames_to_time_major, poisson
 from snnplug.data.idx import read_idx
 from snnplug.errors import DataError, ShapeError, TimeStepError
 
-
-def write_idx(path, arr: np.ndarray, gz: bool = False) -> None:
-    codes = {np.dtype(np.uint8): 0x08}
-    header = bytes([0, 0, codes[arr.dtype], arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    data = header + arr.tobytes()
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+from .conftest import write_idx  # noqa: TID252
 
 
 @pytest.fixture

@@ -11,17 +11,7 @@ from snnplug.data import load_dataset
 from snnplug.data.idx import read_idx
 from snnplug.errors import DataError
 
-CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09}
-
-
-def write_idx(path, arr: np.ndarray, gz: bool = False) -> None:
-    header = bytes([0, 0, CODES[arr.dtype], arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    data = header + arr.tobytes()
-    if gz:
-        with gzip.open(path, "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
+from .conftest import write_idx  # noqa: TID252
 
 
 def folder(tmp_path, train_y=None, test_y=None, test_hw=(5, 6)):
