@@ -3,7 +3,8 @@
 :func:`compare` trains an snnTorch model briefly in snnTorch's own time loop, converts it with
 :func:`snnplug.adapters.snntorch.to_spikingjelly` (same weights) and reports, for both
 frameworks: test accuracy, spikes of every neuron layer (mismatch count), gradient agreement on
-one batch, forward+backward time (best of ``repeats``) and memory (peak CUDA memory on GPU; on
+one batch, forward+backward time (median and spread of ``repeats`` interleaved rounds after
+``warmup`` calls, :mod:`snnplug.app.timing`) and memory (peak CUDA memory on GPU; on
 CPU the bytes autograd saves for backward, counted once per storage). With ``methods=True`` it
 also runs snnplug's methods against SpikingJelly's built-ins on one network (DSR vs
 ``neuron.DSRIFNode``, BNTT vs ``layer.BatchNormThroughTime2d``), skipping plugins that are not
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,21 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from snnplug.app.timing import Stats, interleaved, paired_ratio
 from snnplug.checks import as_steps
 
 
 # -- measuring ---------------------------------------------------------------------------------
-
-def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
-    """Seconds of the fastest of ``repeats`` calls after one warm-up call."""
-    fn()
-    best = float("inf")
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
 
 def memory_bytes(fn: Callable[[], Any], device: torch.device) -> int:
     """Peak CUDA memory of ``fn`` on GPU; on CPU the bytes saved for backward (unique storages)."""
@@ -160,9 +150,44 @@ def _max_rel_grad_diff(snn_net: nn.Module, sj_net: nn.Module, step_snn: Callable
     return grad_err
 
 
+def _timing(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int, dev: torch.device
+            ) -> dict[str, list[float]]:
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else None
+    return interleaved(fns, repeats=repeats, warmup=warmup, sync=sync)
+
+
+def _timing_record(times: dict[str, list[float]], warmup: int) -> dict[str, Any]:
+    return {"warmup": warmup, "repeats": len(next(iter(times.values()))), "order": "interleaved, alternating",
+            "torch_threads": torch.get_num_threads(), "seconds": times}
+
+
+def prepare_model(model: nn.Module, bundle: Any, dev: torch.device) -> None:
+    """Refuse, before anything runs, a model that has no snnTorch neurons, does not take the
+    dataset's samples (:func:`~snnplug.app.model_probe.check_model_fits`) or cannot be converted."""
+    from snnplug.adapters.snntorch import to_spikingjelly
+    from snnplug.app.model_probe import check_model_fits
+    from snnplug.errors import ShapeError, UnsupportedModuleError
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (an snnTorch model), got {type(model).__name__}")
+    if bundle.frames:
+        raise ShapeError(f"dataset {bundle.name!r} gives event frames; compare feeds static images to both "
+                         f"frameworks (direct input, repeated T times): pass an image --dataset")
+    if not _neurons_snntorch(model):
+        raise UnsupportedModuleError(
+            "the model has no snnTorch neurons (snn.Leaky or snn.Synaptic with init_hidden=True), so there is "
+            "no snnTorch time loop to compare; pass an snnTorch model")
+    try:
+        to_spikingjelly(model)
+    except UnsupportedModuleError as exc:
+        raise UnsupportedModuleError(f"the model cannot be converted to SpikingJelly: {exc}") from None
+    x = bundle.train.tensors[0][:2].to(dev)
+    check_model_fits(model, x, bundle.num_classes, bundle.name)
+
+
 def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32,
                        batch_size: int = 64, epochs: int = 1, lr: float = 2e-3, limit: int | None = None,
-                       seed: int = 0, repeats: int = 3, layers: str = "vectorized",
+                       seed: int = 0, repeats: int = 15, warmup: int = 3, layers: str = "vectorized",
                        device: str = "cpu") -> dict[str, Any]:
     """snnTorch loop vs the converted SpikingJelly model on one dataset (see the module doc)."""
     from snnplug.adapters.snntorch import SnnTorchLoop, run, to_spikingjelly
@@ -175,8 +200,9 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
     dev = torch.device(device)
     torch.manual_seed(seed)
     bundle = load_dataset(dataset, limit=limit)
-    train_loader, test_loader = make_loaders(bundle, batch_size, seed=seed)
     snn_net = (model if model is not None else default_snntorch_model(bundle.input_shape, bundle.num_classes)).to(dev)
+    prepare_model(snn_net, bundle, dev)
+    train_loader, test_loader = make_loaders(bundle, batch_size, seed=seed)
     if epochs > 0:  # snnTorch's own time loop, driven by snnplug's engine
         train(SnnTorchLoop(T=T, lr=lr), snn_net, train_loader,
               TrainConfig(epochs=epochs, seed=None, device=str(dev), progress=False))
@@ -207,16 +233,20 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
         F.cross_entropy(_first(sj_forward(x_seq)).sum(0), y).backward()
 
     grad_err = _max_rel_grad_diff(snn_net, sj_net, step_snn, step_sj)
-    t_a, t_b = best_time(step_snn, repeats), best_time(step_sj, repeats)
+    times = _timing({"snntorch": step_snn, "spikingjelly": step_sj}, repeats, warmup, dev)
+    st_a, st_b = Stats.of(times["snntorch"]), Stats.of(times["spikingjelly"])
+    speed = paired_ratio(times["snntorch"], times["spikingjelly"])
     mem_a, mem_b = memory_bytes(step_snn, dev), memory_bytes(step_sj, dev)
     return {
         "dataset": bundle.name, "T": T, "batch_size": batch_size, "epochs": epochs, "layers": layers,
-        "device": str(dev),
-        "snntorch": {"accuracy": acc_a, "fwd_bwd_s": t_a, "memory_bytes": mem_a},
-        "spikingjelly": {"accuracy": acc_b, "fwd_bwd_s": t_b, "memory_bytes": mem_b},
+        "device": str(dev), "timing": _timing_record(times, warmup),
+        "snntorch": {"accuracy": acc_a, "fwd_bwd_s": st_a.median, "fwd_bwd_stats": st_a.as_dict(),
+                     "memory_bytes": mem_a},
+        "spikingjelly": {"accuracy": acc_b, "fwd_bwd_s": st_b.median, "fwd_bwd_stats": st_b.as_dict(),
+                         "memory_bytes": mem_b},
         "spikes_compared": total, "spike_mismatches": mismatches, "spike_mismatches_per_layer": per_layer,
         "spike_agreement": 1.0 - mismatches / max(1, total),
-        "max_rel_grad_diff": grad_err, "speedup": t_a / t_b if t_b > 0 else None,
+        "max_rel_grad_diff": grad_err, "speedup": speed.median, "speedup_stats": speed.as_dict(),
         "memory_ratio": mem_a / mem_b if mem_b else None,
     }
 
@@ -234,7 +264,7 @@ def _replace(net: nn.Module, match: Callable[[nn.Module], bool], make: Callable[
 
 
 def _method_row(name: str, ours: nn.Module, theirs: nn.Module, x_seq: torch.Tensor, y: torch.Tensor,
-                repeats: int, dev: torch.device) -> dict[str, Any]:
+                repeats: int, warmup: int, dev: torch.device) -> dict[str, Any]:
     from snnplug.backends.spikingjelly import invalidate_reset_cache, reset
 
     for net in (ours, theirs):
@@ -250,9 +280,11 @@ def _method_row(name: str, ours: nn.Module, theirs: nn.Module, x_seq: torch.Tens
         return fn
 
     out_a, out_b = step(ours)(), step(theirs)()
-    t_a, t_b = best_time(step(ours), repeats), best_time(step(theirs), repeats)
-    return {"method": name, "snnplug_fwd_bwd_s": t_a, "spikingjelly_fwd_bwd_s": t_b,
-            "speedup": t_b / t_a if t_a > 0 else None,
+    times = _timing({"snnplug": step(ours), "spikingjelly": step(theirs)}, repeats, warmup, dev)
+    speed = paired_ratio(times["spikingjelly"], times["snnplug"])
+    return {"method": name, "snnplug_fwd_bwd_s": Stats.of(times["snnplug"]).median,
+            "spikingjelly_fwd_bwd_s": Stats.of(times["spikingjelly"]).median,
+            "speedup": speed.median, "speedup_stats": speed.as_dict(),
             "snnplug_memory_bytes": memory_bytes(step(ours), dev),
             "spikingjelly_memory_bytes": memory_bytes(step(theirs), dev),
             "output_agreement": float((out_a == out_b).float().mean()),
@@ -291,7 +323,7 @@ def _reference_pair(rec: Any, base: nn.Module, T: int) -> tuple[nn.Module, nn.Mo
     return ours, theirs, names[0] if names else "(nothing replaced)"
 
 
-def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats: int = 3,
+def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats: int = 15, warmup: int = 3,
                     device: str = "cpu") -> list[dict[str, Any]]:
     """Every installed neuron/normalizer plugin that names a SpikingJelly implementation of its
     method (registration ``reference``, e.g. DSR-IF vs ``neuron.DSRIFNode``, BNTT vs
@@ -319,22 +351,24 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
         else:
             base = convnet(bundle.input_shape, 10, node=lambda: ab.neuron.LIFNode(step_mode="m")).to(dev)
         ours, theirs, cls = _reference_pair(rec, base, T)
-        rows.append(_method_row(f"{rec.name} vs {cls}", ours.to(dev), theirs.to(dev), x_seq, y, repeats, dev))
+        rows.append(_method_row(f"{rec.name} vs {cls}", ours.to(dev), theirs.to(dev), x_seq, y, repeats, warmup, dev))
     return rows
 
 
 # -- entry point and table ---------------------------------------------------------------------
 
 def compare(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32, batch_size: int = 64,
-            epochs: int = 1, limit: int | None = None, seed: int = 0, repeats: int = 3,
+            epochs: int = 1, limit: int | None = None, seed: int = 0, repeats: int = 15, warmup: int = 3,
             layers: str = "vectorized", methods: bool = True, device: str = "cpu",
-            json_path: str | Path | None = None) -> dict[str, Any]:
+            json_path: str | Path | None = None, model_name: str | None = None) -> dict[str, Any]:
     """Run the framework comparison (and the methods comparison); optionally write JSON."""
     result: dict[str, Any] = {
+        "model": model_name or ("default MLP" if model is None else type(model).__name__),
         "frameworks": compare_frameworks(model, dataset=dataset, T=T, batch_size=batch_size, epochs=epochs,
-                                         limit=limit, seed=seed, repeats=repeats, layers=layers, device=device),
-        "methods": compare_methods(batch_size=batch_size, seed=seed, repeats=repeats, device=device)
-        if methods else [],
+                                         limit=limit, seed=seed, repeats=repeats, warmup=warmup, layers=layers,
+                                         device=device),
+        "methods": compare_methods(batch_size=batch_size, seed=seed, repeats=repeats, warmup=warmup,
+                                   device=device) if methods else [],
     }
     if json_path is not None:
         Path(json_path).write_text(json.dumps(result, indent=2))
@@ -345,17 +379,25 @@ def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 2**20:.1f} MB"
 
 
+def _ms(stats: dict[str, float]) -> str:
+    return f"{stats['q1'] * 1e3:.1f}-{stats['q3'] * 1e3:.1f}"
+
+
 def format_table(result: dict[str, Any]) -> str:
-    """A plain-text table of a :func:`compare` result."""
+    """A plain-text table of a :func:`compare` result (times: median, IQR in brackets)."""
     fw = result["frameworks"]
-    lines = [f"snnTorch loop vs SpikingJelly multi-step ({fw['dataset']}, T={fw['T']}, batch {fw['batch_size']}, "
-             f"layers={fw['layers']}, {fw['device']})",
-             f"{'':24}{'snnTorch':>14}{'SpikingJelly':>14}{'ratio':>10}",
-             f"{'accuracy':24}{fw['snntorch']['accuracy']:>14.4f}{fw['spikingjelly']['accuracy']:>14.4f}{'':>10}",
-             f"{'fwd+bwd time':24}{fw['snntorch']['fwd_bwd_s'] * 1e3:>12.1f}ms{fw['spikingjelly']['fwd_bwd_s'] * 1e3:>12.1f}ms"
-             f"{fw['speedup']:>9.2f}x",
-             f"{'memory':24}{_mb(fw['snntorch']['memory_bytes']):>14}{_mb(fw['spikingjelly']['memory_bytes']):>14}"
-             f"{(fw['memory_ratio'] or 0):>9.2f}x",
+    a, b, sp, tm = fw["snntorch"], fw["spikingjelly"], fw["speedup_stats"], fw["timing"]
+    lines = [f"snnTorch loop vs SpikingJelly multi-step: {result.get('model', 'model')} on {fw['dataset']}, "
+             f"T={fw['T']}, batch {fw['batch_size']}, layers={fw['layers']}, {fw['device']}",
+             f"{'':24}{'snnTorch':>20}{'SpikingJelly':>20}{'ratio':>22}",
+             f"{'accuracy':24}{a['accuracy']:>20.4f}{b['accuracy']:>20.4f}",
+             f"{'fwd+bwd ms (IQR)':24}{a['fwd_bwd_s'] * 1e3:>8.1f} ({_ms(a['fwd_bwd_stats'])}){'':>1}"
+             f"{b['fwd_bwd_s'] * 1e3:>8.1f} ({_ms(b['fwd_bwd_stats'])})"
+             f"{fw['speedup']:>8.2f}x ({sp['q1']:.2f}-{sp['q3']:.2f}x)",
+             f"{'memory':24}{_mb(a['memory_bytes']):>20}{_mb(b['memory_bytes']):>20}{(fw['memory_ratio'] or 0):>9.2f}x",
+             f"timing: median of {tm['repeats']} interleaved rounds after {tm['warmup']} warm-up calls each, "
+             f"{tm['torch_threads']} torch thread(s); speedup = median of per-round ratios "
+             f"(min {sp['min']:.2f}x, max {sp['max']:.2f}x)",
              f"spike mismatches: {fw['spike_mismatches']} of {fw['spikes_compared']} "
              f"(agreement {fw['spike_agreement']:.6f}); max relative gradient difference {fw['max_rel_grad_diff']:.2e}"]
     if result.get("methods"):
@@ -371,26 +413,79 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``snnplug compare``: print the comparison table and write JSON."""
+RESULT_NAME = "compare.json"
+
+
+def claim_out(folder: str | Path, force: bool) -> Path:
+    """``--out``: created and proven writable before anything runs; a folder that already holds a
+    compare result is refused unless ``force`` (as :func:`snnplug.engine.rundir.claim` does for runs)."""
+    from snnplug.engine.rundir import RunFolderError, check_writable
+
+    out = Path(folder).expanduser()
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"--out {out} is a file, not a folder; pass a folder for compare.json and compare.txt")
+    check_writable(out)
+    if (out / RESULT_NAME).exists() and not force:
+        raise RunFolderError(f"{out} already holds a compare result ({out / RESULT_NAME}); pass --force to replace "
+                             f"it, or choose another --out")
+    return out
+
+
+def build_parser() -> Any:
+    """The ``snnplug compare`` options (``--help`` shows every default)."""
+    import argparse
+
     from snnplug import cliargs as ca
 
-    p = ca.Parser(prog="snnplug compare", description=compare.__doc__)
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--T", type=ca.steps, default=32)
-    p.add_argument("--batch-size", type=ca.positive_int, default=64)
-    p.add_argument("--epochs", type=ca.positive_int, default=1, help="training epochs in snnTorch before comparing accuracy")
-    p.add_argument("--limit", type=ca.positive_int, default=None)
-    p.add_argument("--seed", type=ca.nonnegative_int, default=0)
-    p.add_argument("--repeats", type=ca.positive_int, default=3)
-    p.add_argument("--layers", choices=("vectorized", "per-step"), default="vectorized")
+    p = ca.Parser(prog="snnplug compare", description=__doc__.split("\n\n")[0],
+                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default=None, metavar="MODULE:FACTORY",
+                   help="your snnTorch model as an import string, package.module:factory (a function or class "
+                        "called with the --model-arg values, or an nn.Module); default: a Linear-Leaky MLP")
+    p.add_argument("--model-arg", type=ca.key_value, action="append", default=None, metavar="KEY=VALUE",
+                   help="keyword argument for the --model factory (repeatable, JSON values)")
+    p.add_argument("--dataset", default="digits", help="digits | fashion-mnist | mnist-idx | FOLDER | torchvision:NAME")
+    p.add_argument("--T", type=ca.steps, default=32, help="time steps")
+    p.add_argument("--batch-size", type=ca.positive_int, default=64, help="batch size (training and timing)")
+    p.add_argument("--epochs", type=ca.nonnegative_int, default=1,
+                   help="training epochs in snnTorch before comparing accuracy (0: untrained)")
+    p.add_argument("--limit", type=ca.positive_int, default=None, help="use only this many training samples")
+    p.add_argument("--seed", type=ca.nonnegative_int, default=0, help="seed of the weights and the data order")
+    p.add_argument("--repeats", type=ca.positive_int, default=15, help="timed rounds (each times both paths)")
+    p.add_argument("--warmup", type=ca.nonnegative_int, default=3, help="untimed calls of each path first")
+    p.add_argument("--threads", type=ca.nonnegative_int, default=1,
+                   help="torch threads (0: torch's default); with more than one, small ops wait on each other "
+                        "and, on a busy machine, on the scheduler, and the timings swing by 10x and more")
+    p.add_argument("--layers", choices=("vectorized", "per-step"), default="vectorized",
+                   help="converted stateless layers: once on [T*B] or once per step (bit-exact)")
     p.add_argument("--no-methods", action="store_true", help="skip snnplug methods vs SpikingJelly built-ins")
-    p.add_argument("--device", type=ca.device, default="cpu")
-    p.add_argument("--json", default="compare.json", help="where to write the JSON result")
-    args = p.parse_args(argv)
-    result = compare(dataset=args.dataset, T=args.T, batch_size=args.batch_size, epochs=args.epochs,
-                     limit=args.limit, seed=args.seed, repeats=args.repeats, layers=args.layers,
-                     methods=not args.no_methods, device=args.device, json_path=args.json)
-    print(format_table(result))
-    print(f"json: {args.json}")
+    p.add_argument("--device", type=ca.device, default="cpu", help="cpu | cuda[:N] | mps")
+    p.add_argument("--out", default="runs/compare", help="folder for compare.json and compare.txt")
+    p.add_argument("--force", action="store_true", help="replace a compare result already in --out")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``snnplug compare``: print the comparison table, write compare.json and compare.txt to ``--out``."""
+    args = build_parser().parse_args(argv)
+    model = None
+    if args.model is not None:
+        from snnplug.app.model_spec import load_model
+
+        model = load_model(args.model, dict(args.model_arg or []))
+    elif args.model_arg:
+        from snnplug.app.model_spec import ModelSpecError
+
+        raise ModelSpecError("--model-arg is given without --model; pass --model package.module:factory too")
+    out = claim_out(args.out, args.force)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = compare(model, dataset=args.dataset, T=args.T, batch_size=args.batch_size, epochs=args.epochs,
+                     limit=args.limit, seed=args.seed, repeats=args.repeats, warmup=args.warmup,
+                     layers=args.layers, methods=not args.no_methods, device=args.device,
+                     json_path=out / RESULT_NAME, model_name=args.model)
+    text = format_table(result)
+    (out / "compare.txt").write_text(text + "\n")
+    print(text)
+    print(f"results: {out / RESULT_NAME}, {out / 'compare.txt'}")
     return 0
