@@ -56,9 +56,9 @@ def test_train_resume_evaluate_and_errors(tmp_path):
 
 
 def test_compare_command_writes_json_and_table(tmp_path):
-    out = tmp_path / "cmp.json"
-    r = _cli("compare", "--T", "4", "--repeats", "1", "--limit", "64", "--json", str(out))
-    res = json.loads(out.read_text())
+    out = tmp_path / "cmp"
+    r = _cli("compare", "--T", "4", "--repeats", "1", "--limit", "64", "--out", str(out))
+    res = json.loads((out / "compare.json").read_text())
     fw = res["frameworks"]
     assert fw["T"] == 4 and fw["spike_mismatches"] == 0 and "snnTorch loop vs SpikingJelly" in r.stdout
     rows = {row["method"]: row for row in res["methods"]}

@@ -188,7 +188,7 @@ def prepare_model(model: nn.Module, bundle: Any, dev: torch.device) -> None:
 def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32,
                        batch_size: int = 64, epochs: int = 1, lr: float = 2e-3, limit: int | None = None,
                        seed: int = 0, repeats: int = 15, warmup: int = 3, layers: str = "vectorized",
-                       device: str = "cpu") -> dict[str, Any]:
+                       device: str = "cpu", data_root: str | None = None) -> dict[str, Any]:
     """snnTorch loop vs the converted SpikingJelly model on one dataset (see the module doc)."""
     from snnplug.adapters.snntorch import SnnTorchLoop, run, to_spikingjelly
     from snnplug.backends.spikingjelly import reset
@@ -199,7 +199,7 @@ def compare_frameworks(model: nn.Module | None = None, *, dataset: str = "digits
     T = as_steps("T", T)
     dev = torch.device(device)
     torch.manual_seed(seed)
-    bundle = load_dataset(dataset, limit=limit)
+    bundle = load_dataset(dataset, data_root, limit=limit)
     snn_net = (model if model is not None else default_snntorch_model(bundle.input_shape, bundle.num_classes)).to(dev)
     prepare_model(snn_net, bundle, dev)
     train_loader, test_loader = make_loaders(bundle, batch_size, seed=seed)
@@ -360,13 +360,14 @@ def compare_methods(*, T: int = 8, batch_size: int = 64, seed: int = 0, repeats:
 def compare(model: nn.Module | None = None, *, dataset: str = "digits", T: int = 32, batch_size: int = 64,
             epochs: int = 1, limit: int | None = None, seed: int = 0, repeats: int = 15, warmup: int = 3,
             layers: str = "vectorized", methods: bool = True, device: str = "cpu",
-            json_path: str | Path | None = None, model_name: str | None = None) -> dict[str, Any]:
+            json_path: str | Path | None = None, model_name: str | None = None,
+            data_root: str | None = None) -> dict[str, Any]:
     """Run the framework comparison (and the methods comparison); optionally write JSON."""
     result: dict[str, Any] = {
         "model": model_name or ("default MLP" if model is None else type(model).__name__),
         "frameworks": compare_frameworks(model, dataset=dataset, T=T, batch_size=batch_size, epochs=epochs,
                                          limit=limit, seed=seed, repeats=repeats, warmup=warmup, layers=layers,
-                                         device=device),
+                                         device=device, data_root=data_root),
         "methods": compare_methods(batch_size=batch_size, seed=seed, repeats=repeats, warmup=warmup,
                                    device=device) if methods else [],
     }
@@ -416,18 +417,25 @@ def format_table(result: dict[str, Any]) -> str:
 RESULT_NAME = "compare.json"
 
 
-def claim_out(folder: str | Path, force: bool) -> Path:
-    """``--out``: created and proven writable before anything runs; a folder that already holds a
-    compare result is refused unless ``force`` (as :func:`snnplug.engine.rundir.claim` does for runs)."""
-    from snnplug.engine.rundir import RunFolderError, check_writable
+def check_out(folder: str | Path, force: bool) -> Path:
+    """``--out``, checked before anything runs and without creating anything (a command that fails
+    leaves no folder behind): not a file, writable where it will be created, and not already
+    holding a compare result unless ``force`` (as :func:`snnplug.engine.rundir.claim` refuses a
+    run folder that holds a checkpoint)."""
+    import os
+
+    from snnplug.engine.rundir import RunFolderError
 
     out = Path(folder).expanduser()
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"--out {out} is a file, not a folder; pass a folder for compare.json and compare.txt")
-    check_writable(out)
     if (out / RESULT_NAME).exists() and not force:
         raise RunFolderError(f"{out} already holds a compare result ({out / RESULT_NAME}); pass --force to replace "
                              f"it, or choose another --out")
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise RunFolderError(f"output folder {out} cannot be created or written ({existing} is not writable); choose "
+                             f"another --out or fix its permissions")
     return out
 
 
@@ -445,6 +453,7 @@ def build_parser() -> Any:
     p.add_argument("--model-arg", type=ca.key_value, action="append", default=None, metavar="KEY=VALUE",
                    help="keyword argument for the --model factory (repeatable, JSON values)")
     p.add_argument("--dataset", default="digits", help="digits | fashion-mnist | mnist-idx | FOLDER | torchvision:NAME")
+    p.add_argument("--data-root", default=None, help="folder holding the dataset files")
     p.add_argument("--T", type=ca.steps, default=32, help="time steps")
     p.add_argument("--batch-size", type=ca.positive_int, default=64, help="batch size (training and timing)")
     p.add_argument("--epochs", type=ca.nonnegative_int, default=1,
@@ -477,13 +486,17 @@ def main(argv: list[str] | None = None) -> int:
         from snnplug.app.model_spec import ModelSpecError
 
         raise ModelSpecError("--model-arg is given without --model; pass --model package.module:factory too")
-    out = claim_out(args.out, args.force)
+    out = check_out(args.out, args.force)
     if args.threads:
         torch.set_num_threads(args.threads)
     result = compare(model, dataset=args.dataset, T=args.T, batch_size=args.batch_size, epochs=args.epochs,
                      limit=args.limit, seed=args.seed, repeats=args.repeats, warmup=args.warmup,
                      layers=args.layers, methods=not args.no_methods, device=args.device,
-                     json_path=out / RESULT_NAME, model_name=args.model)
+                     model_name=args.model, data_root=args.data_root)
+    from snnplug.engine.rundir import check_writable
+
+    check_writable(out)
+    (out / RESULT_NAME).write_text(json.dumps(result, indent=2))
     text = format_table(result)
     (out / "compare.txt").write_text(text + "\n")
     print(text)

@@ -90,7 +90,8 @@ def check_model_fits(model: nn.Module, x: torch.Tensor, num_classes: int, datase
     except Exception as exc:  # noqa: BLE001 - any failure on the data is reported as a misfit
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         where = entered[-1] if entered else None
-        head = f"the model does not take dataset {dataset!r}'s samples {list(sample)} (batches [B, {', '.join(map(str, sample))}])"
+        head = (f"the model does not take dataset {dataset!r} (samples {list(sample)}, batches "
+                f"[B, {', '.join(map(str, sample))}])")
         if where is None:
             raise ShapeError(f"{head}: its forward raised {type(exc).__name__}: {first}; pass the --dataset the model "
                              f"was built for, or change the model to take {list(sample)} samples") from exc
@@ -100,7 +101,7 @@ def check_model_fits(model: nn.Module, x: torch.Tensor, num_classes: int, datase
     y = out[0] if isinstance(out, tuple) else out
     if not isinstance(y, torch.Tensor) or y.dim() != 2 or y.shape[1] != num_classes:
         got = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise ShapeError(f"the model maps dataset {dataset!r}'s samples {list(sample)} to {got} per step, but compare "
+        raise ShapeError(f"the model maps dataset {dataset!r} (samples {list(sample)}) to {got} per step, but compare "
                          f"needs [batch, {num_classes}] (one output neuron per class of {dataset!r}); make its last "
                          f"layer have {num_classes} outputs (e.g. nn.Linear(..., {num_classes})) or pass the "
                          f"--dataset it was built for")
