@@ -13,6 +13,13 @@ them). No converted model that runs the same layers can beat
 ``max speedup = snnTorch loop / layers alone on [T*B]``.
 
     python benchmarks/compare.py [--quick]
+
+``--part cli`` instead runs the command ``snnplug compare`` (defaults: digits, T=32, batch 64,
+one epoch; warm-up, 15 interleaved rounds, 1 torch thread) three times, each in a fresh process,
+and records the three median speedups and their spread (section ``compare-cli``); then the same
+with ``--threads 2``. Run it alone on the machine (``cpuslot -2``):
+
+    python benchmarks/compare.py --part cli
 """
 
 from __future__ import annotations
@@ -252,11 +259,69 @@ def report(rows: list, evidence: list, layers_ms: dict[str, float], repeats: int
               "(see docs/snntorch.md).")
 
 
+CLI_RUNS = 3
+CLI_COMMANDS = {"snnplug compare": [], "snnplug compare --threads 2": ["--threads", "2"]}
+
+
+def cli_run(extra: list[str], out: Path) -> dict:
+    """One ``snnplug compare`` in a fresh process; its compare.json."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "snnplug", "compare", *extra, "--out", str(out), "--force"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    res = json.loads((out / "compare.json").read_text())
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def cli_stability() -> None:
+    """``--part cli``: the same command three times (see the module doc)."""
+    import statistics
+    import tempfile
+
+    rows = []
+    for label, extra in CLI_COMMANDS.items():
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(CLI_RUNS):
+                runs.append(cli_run(extra, Path(tmp) / "cmp"))
+        fws = [r["frameworks"] for r in runs]
+        speed = [f["speedup"] for f in fws]
+        mid = statistics.median(speed)
+        dev = max(abs(v / mid - 1) for v in speed)
+        rows.append([f"`{label}`", " / ".join(f"{v:.2f}x" for v in speed),
+                     " / ".join(f"{f['speedup_stats']['q1']:.2f}-{f['speedup_stats']['q3']:.2f}x" for f in fws),
+                     " / ".join(f"{f['snntorch']['fwd_bwd_s'] * 1e3:.1f}" for f in fws),
+                     " / ".join(f"{f['spikingjelly']['fwd_bwd_s'] * 1e3:.1f}" for f in fws),
+                     f"{dev * 100:.0f}%", "yes" if dev <= 0.2 else "**no**",
+                     " / ".join(f"{r['wall_s']:.0f}" for r in runs)])
+        print(table(CLI_HEAD, rows[-1:]), flush=True)
+    body = (f"The command `snnplug compare` (defaults: digits, T=32, batch 64, one epoch of training in snnTorch; "
+            f"timing: 3 untimed warm-up calls of each path, then 15 rounds that time the snnTorch loop and the "
+            f"converted model once each, order alternating, gc off; speedup = median of the per-round ratios; "
+            f"1 torch thread unless `--threads`), run {CLI_RUNS} times, each a fresh process, one after the "
+            f"other. 'spread' is the largest distance of a run's median speedup from the median of the "
+            f"{CLI_RUNS} runs (target: within +-20%).\n\n" + table(CLI_HEAD, rows))
+    write_section("compare-cli", "snnTorch loop vs converted SpikingJelly model (adapter): `snnplug compare`, "
+                  "same command three times", body)
+
+
+CLI_HEAD = ["command", "median speedup, runs 1/2/3", "IQR of per-round ratios", "snnTorch ms (median)",
+            "converted ms (median)", "spread of medians", "within +-20%", "wall s"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer repeats, no convnet")
     ap.add_argument("--only", default="", help="run only the models whose name contains this (no report)")
+    ap.add_argument("--part", choices=("adapter", "cli"), default="adapter",
+                    help="adapter: the three models (default); cli: `snnplug compare` three times")
     args = ap.parse_args()
+    if args.part == "cli":
+        cli_stability()
+        return
     torch.set_num_threads(1)
     torch.manual_seed(0)
     repeats = 3 if args.quick else 9
