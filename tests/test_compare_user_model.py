@@ -139,6 +139,8 @@ def modules(tmp_path, monkeypatch):
     ("mymodel", "--model 'mymodel' is not an import string; write it as package.module:factory"),
     ("mymodel:", "--model 'mymodel:' is not an import string"),
     ("my-model:build", "--model 'my-model:build' is not an import string"),
+    ("nets/mine.py:build", "--model 'nets/mine.py:build' names a file; name the module instead, without .py and "
+                           "with dots for folders: --model nets.mine:build"),
     ("no_such_module_xyz:build", "no module named 'no_such_module_xyz' (searched the current folder"),
 ])
 def test_bad_import_strings(spec, message):

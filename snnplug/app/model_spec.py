@@ -33,6 +33,10 @@ class ModelSpecError(SnnplugError, ValueError):
 def split_spec(spec: str) -> tuple[str, str]:
     """``"pkg.mod:attr.sub"`` -> ``("pkg.mod", "attr.sub")``; refuses other forms."""
     module, sep, attr = spec.partition(":")
+    if module.endswith(".py"):
+        raise ModelSpecError(f"--model {spec!r} names a file; name the module instead, without .py and with dots for "
+                             f"folders: --model {module[:-3].replace('/', '.')}:{attr or 'factory'} (run from the "
+                             f"folder that holds it)")
     parts = [*module.split("."), *attr.split(".")]
     if not sep or not all(p.isidentifier() for p in parts):
         raise ModelSpecError(
