@@ -303,7 +303,10 @@ def cli_stability() -> None:
             f"converted model once each, order alternating, gc off; speedup = median of the per-round ratios; "
             f"1 torch thread unless `--threads`), run {CLI_RUNS} times, each a fresh process, one after the "
             f"other. 'spread' is the largest distance of a run's median speedup from the median of the "
-            f"{CLI_RUNS} runs (target: within +-20%).\n\n" + table(CLI_HEAD, rows))
+            f"{CLI_RUNS} runs (target: within +-20%). Run under `cpuslot -2` (both cores held: no other job of "
+            f"this machine's queue runs meanwhile), so `--threads 2` is not contended here; with another job on the "
+            f"cores, two threads are what made the snnTorch loop 100x+ slower (docs/snntorch.md).\n\n"
+            + table(CLI_HEAD, rows))
     write_section("compare-cli", "snnTorch loop vs converted SpikingJelly model (adapter): `snnplug compare`, "
                   "same command three times", body)
 
