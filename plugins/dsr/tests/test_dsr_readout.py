@@ -98,3 +98,24 @@ def test_a_user_neuron_before_dsr_neurons_is_unsupported_and_named():
     with pytest.raises(UnsupportedModuleError,
                        match=r"1 \(IFNode\): a non-DSR neuron before other neurons or non-linear operations"):
         representation_forward(net, torch.rand(T, 2, 4))
+
+
+def test_strategy_loss_on_the_whole_tutorial_csnn_with_its_readout_kept():
+    """The one-line model (readout kept) under strategy.loss: the representation path and the
+    per-step path give the same loss value, and both train the hidden weights."""
+    from spikingjelly.activation_based.examples.conv_fashion_mnist import CSNN
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = snnplug.apply(CSNN(T=T, channels=4), neuron="dsr", T=T)
+    assert type(net.conv_fc[12]) is neuron.IFNode
+    x, y = torch.rand(3, 1, 28, 28), torch.tensor([0, 1, 2])
+    losses = []
+    for backward in ("representation", "per-step"):
+        m = copy.deepcopy(net)
+        loss, _ = DSRStrategy(T=T, backward=backward).loss(m, x, y)
+        loss.backward()
+        assert m.conv_fc[0].weight.grad.abs().sum() > 0
+        losses.append(float(loss.detach()))
+    assert abs(losses[0] - losses[1]) < 1e-5
