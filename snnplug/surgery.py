@@ -158,9 +158,11 @@ def _check_matched(summary: Summary, n_plugin: NeuronPlugin | None, b_plugin: No
     """Raise if a requested family matched nothing, so a typo never passes silently."""
     n_neurons = sum(1 for r in summary if r.family == "neuron")
     if n_plugin is not None and n_neurons == 0:
+        kept = (f" (the readout {', '.join(summary.kept_readout)} is kept by default; "
+                f"readout='replace' replaces it)" if summary.kept_readout else "")
         raise SnnplugError(
             f"apply(neuron={n_plugin.name!r}) found no neuron to replace; it replaces "
-            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode"
+            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode{kept}"
         )
     if b_plugin is not None and len(summary) - n_neurons == 0:
         raise SnnplugError(
@@ -171,15 +173,15 @@ def _check_matched(summary: Summary, n_plugin: NeuronPlugin | None, b_plugin: No
 
 def _readout_ids(model: nn.Module, readout: str, n_plugin: NeuronPlugin | None) -> set[int]:
     """``id`` of the readout neurons to keep (``readout="keep"``), see :mod:`snnplug.readout`.
-    A model whose matching neurons are all readout neurons (one spiking layer) keeps none: there
+    A model whose spiking neurons are all readout neurons (one spiking layer) keeps none: there
     would be nothing left for the method to act on."""
     if readout not in READOUT_CHOICES:
         raise ValueError(f"readout must be one of {READOUT_CHOICES}, got {readout!r}")
     if readout == "replace" or n_plugin is None:
         return set()
     keep = {id(model.get_submodule(p)) for p in readout_neurons(model).paths}
-    matching = {id(m) for m in model.modules() if _matches_neuron(m, n_plugin)}
-    return set() if matching <= keep else keep & matching
+    spiking = {id(m) for m in model.modules() if sjb.is_spiking_neuron(m)}
+    return set() if spiking <= keep else keep
 
 
 def _report_changes(summary: Summary, strict: bool) -> None:

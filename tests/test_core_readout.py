@@ -116,3 +116,16 @@ def test_kept_readout_trains_in_the_users_loop():
     out = net(x).mean(0)
     torch.nn.functional.mse_loss(out, torch.zeros_like(out)).backward()
     assert net[0].weight.grad is not None and torch.isfinite(net[0].weight.grad).all()
+
+
+def test_second_apply_keeps_the_readout_and_says_so():
+    """After one apply the readout is the only stock neuron left: a second apply does not
+    quietly convert it (the model has other, already converted, neurons)."""
+    from snnplug.errors import SnnplugError
+
+    net, _ = _apply(_mlp(), neuron="dsr", T=2)
+    with pytest.raises(SnnplugError, match=r"found no neuron to replace.*the readout 3 \(IFNode\) is kept by "
+                                           r"default; readout='replace' replaces it"):
+        snnplug.apply(net, neuron="noise-lif")
+    again, summary = _apply(net, neuron="noise-lif", readout="replace")
+    assert type(again[3]).__name__ == "NoisyLIFNode" and type(again[1]).__name__ == "DSRIFNode"
