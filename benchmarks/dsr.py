@@ -2,7 +2,7 @@
 
     python benchmarks/dsr.py            # full run (speed + accuracy), writes docs/benchmarks.md
     python benchmarks/dsr.py --quick    # reduced run
-    python benchmarks/dsr.py --part speed|accuracy|select|zoo
+    python benchmarks/dsr.py --part speed|accuracy|select|zoo|fidelity|parity
     python benchmarks/dsr.py --part accuracy --resume   # after an interruption: reuse finished runs
 
 Speed/memory: one training iteration (forward + backward) of the same network
@@ -17,7 +17,8 @@ process's peak-RSS mark is reset (``/proc/self/clear_refs``) and peak memory is
 before it), with glibc's ``MALLOC_MMAP_THRESHOLD_=65536``
 so freed tensors leave the process and RSS follows the live tensors.
 
-Accuracy (``--part accuracy``, ``--part select``): see ``benchmarks/dsr_accuracy.py``.
+Accuracy (``--part accuracy``, ``--part select``): see ``benchmarks/dsr_accuracy.py``; representation vs
+per-step backward on a residual net (``--part parity``): ``benchmarks/dsr_parity.py``.
 Zoo networks (``--part zoo``: spiking_resnet18, sew_resnet18; allocator peak from the profiler):
 see ``benchmarks/dsr_zoo.py``."""
 
@@ -185,7 +186,7 @@ def speed(quick: bool) -> str:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "fidelity", "all"], default="all",
+    ap.add_argument("--part", choices=["speed", "accuracy", "select", "zoo", "fidelity", "parity", "all"], default="all",
                     help="all = speed + accuracy; select = the threshold-lr sweep on a validation split")
     ap.add_argument("--case")
     ap.add_argument("--T", type=int, default=20)
@@ -243,6 +244,12 @@ def main() -> None:
         print("gradient fidelity:", flush=True)
         write_section("dsr-fidelity", "DSR: representation vs per-step gradients on the zoo",
                       dsr_zoo.fidelity(args.quick))
+    if args.part == "parity":
+        import dsr_parity
+
+        print("accuracy parity, representation vs per-step backward (residual net):", flush=True)
+        write_section("dsr-parity", "DSR: representation vs per-step backward, accuracy on a residual net",
+                      dsr_parity.parity(args.quick, resume=args.resume))
     if args.part == "select":
         print("threshold learning-rate sweep (validation split):", flush=True)
         write_section("dsr-select", "DSR: choosing threshold_lr_scale (validation split)",

@@ -47,7 +47,7 @@ def build(net: str, case: str, T: int):
     if case.startswith("snnplug"):
         import snnplug
 
-        model = snnplug.apply(model, neuron="dsr-if", T=T)
+        model = snnplug.apply(model, neuron="dsr-if", T=T, readout="replace")
     return model
 
 
@@ -162,7 +162,7 @@ def _fidelity_net(name: str, T: int):
 
         net = CSNN(T=T, channels=32).conv_fc
     functional.set_step_mode(net, "m")
-    return snnplug.apply(net, neuron="dsr-if", T=T, v_threshold=1.0).double()
+    return snnplug.apply(net, neuron="dsr-if", T=T, v_threshold=1.0, readout="replace").double()
 
 
 def fidelity_case(name: str, T: int, train_bn: bool) -> dict:

@@ -10,8 +10,10 @@ after building the net:
 * ``dsr``:   ``net = snnplug.apply(net, neuron="dsr", T=T)``
 * ``bntt``:  ``net = snnplug.apply(net, normalizer="bntt", T=T)``
 * ``noise``: ``net = snnplug.apply(net, neuron="noise-lif")``
-* two DSR ablations: ``alpha=1`` (fire at the user's threshold instead of the paper's
-  ``0.5*Vth``) and ``preset="paper"`` (Vth 6 instead of the user's 1).
+* ablations: ``readout="replace"`` for dsr and noise (the readout IFNode after the last Linear
+  replaced too; ``apply`` keeps it by default), noise trained at stage 3 (membrane memory across
+  steps), DSR with ``preset="paper"`` (Vth 6 instead of the user's 1); the noise variants are also
+  evaluated at the paper's inference stage 3 (``configured(net, stage=3, seed=0)``).
 
 All variants start from the same initial weights (one CSNN built under seed 0, copied), see the
 same batches in the same order, and are trained in alternating chunks so machine load falls on
@@ -47,13 +49,22 @@ VARIANTS = {
     "dsr": ('snnplug.apply(net, neuron="dsr", T=T)', dict(neuron="dsr")),
     "bntt": ('snnplug.apply(net, normalizer="bntt", T=T)', dict(normalizer="bntt")),
     "noise": ('snnplug.apply(net, neuron="noise-lif")', dict(neuron="noise-lif")),
-    # ablations of the DSR line: firing where the user's IFNode fires (alpha=1 instead of the
-    # paper's 0.5) and all the paper's values (Vth 6 instead of the user's 1)
-    "dsr alpha=1": ('snnplug.apply(net, neuron="dsr", T=T, neuron_kwargs={"alpha": 1.0})',
-                    dict(neuron="dsr", neuron_kwargs={"alpha": 1.0})),
+    # the readout neurons (conv_fc.12, after the last Linear) replaced as well: what the line did
+    # before readout="keep" became the default
+    "dsr readout=replace": ('snnplug.apply(net, neuron="dsr", T=T, readout="replace")',
+                            dict(neuron="dsr", readout="replace")),
+    "noise readout=replace": ('snnplug.apply(net, neuron="noise-lif", readout="replace")',
+                              dict(neuron="noise-lif", readout="replace")),
+    # the noisy neuron trained at stage 3 (membrane potential carried between steps, as the
+    # user's IFNode does) instead of stage 1 (each step on its own)
+    "noise stage=3": ('snnplug.apply(net, neuron="noise-lif", neuron_kwargs={"stage": 3})',
+                      dict(neuron="noise-lif", neuron_kwargs={"stage": 3})),
+    # the paper's values (Vth 6 instead of the user's 1)
     "dsr preset=paper": ('snnplug.apply(net, neuron="dsr-if", T=T, preset="paper")',
                          dict(neuron="dsr-if", preset="paper")),
 }
+#: variants also evaluated at the noise paper's inference stage 3 (seeded noise), after training
+STAGE3_EVAL = ("noise", "noise readout=replace")
 
 
 def load(n_test: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -116,6 +127,40 @@ def test(net, x, y, batch: int = 500) -> float:
         correct += int((out_fr.argmax(1) == y[i:i + batch]).sum())
         functional.reset_net(net)
     return correct / len(x)
+
+
+def test_stage3(net, x, y) -> float:
+    """Accuracy with the noisy neurons at the paper's inference stage 3 (potential carried,
+    seeded noise), as ``snnplug.convert(..., "noise-multistep", stage=3)`` sets them."""
+    from snnplug_noise.control import configured
+
+    with configured(net, stage=3, seed=0):
+        return test(net, x, y)
+
+
+def results(nets: dict[str, Any], wall: dict[str, float], tex: torch.Tensor, tey: torch.Tensor,
+            steps: int) -> list[list[str]]:
+    """One table row per variant (accuracy, vs unmodified, time per step), then the noise
+    variants evaluated at stage 3."""
+    acc = {k: test(n, tex, tey) for k, n in nets.items()}
+    rows = []
+    for k in nets:
+        line = "(the script as shipped)" if VARIANTS[k] is None else f"`net = {VARIANTS[k][0]}`"
+        rows.append(_row(k, line, acc[k], acc["unmodified"], len(tex),
+                         f"{wall[k] / steps * 1e3:.0f}", f"{wall[k] / wall['unmodified']:.2f}x"))
+        print(rows[-1], flush=True)
+    for k in STAGE3_EVAL:
+        a = test_stage3(nets[k], tex, tey)
+        rows.append(_row(f"{k}, evaluated at stage 3", "the same trained net, "
+                         "`configured(net, stage=3, seed=0)` at evaluation", a, acc["unmodified"],
+                         len(tex), "", ""))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _row(name: str, line: str, a: float, ref: float, n: int, ms: str, rel: str) -> list[str]:
+    se = math.sqrt(a * (1 - a) / n)
+    return [name, line, f"{100 * a:.2f} ± {100 * se:.2f}", f"{100 * (a - ref):+.2f}", ms, rel]
 
 
 def _user_loop_losses(st: Any, model: Any, opt: Any, sched: Any, x_all: torch.Tensor, y_all: torch.Tensor,
@@ -226,16 +271,7 @@ def main() -> None:
             wall[k] += train_steps(nets[k], opts[k], batches[s:s + args.chunk])
         print(f"step {min(s + args.chunk, args.steps)}: " + ", ".join(
             f"{k} {wall[k] / min(s + args.chunk, args.steps) * 1e3:.0f} ms/step" for k in nets), flush=True)
-    acc = {k: test(n, tex, tey) for k, n in nets.items()}
-    rows = []
-    for k in nets:
-        a = acc[k]
-        se = math.sqrt(a * (1 - a) / args.test)
-        line = "(the script as shipped)" if VARIANTS[k] is None else f"`net = {VARIANTS[k][0]}`"
-        rows.append([k, line, f"{100 * a:.2f} ± {100 * se:.2f}",
-                     f"{100 * (a - acc['unmodified']):+.2f}", f"{wall[k] / args.steps * 1e3:.0f}",
-                     f"{wall[k] / wall['unmodified']:.2f}x"])
-        print(rows[-1], flush=True)
+    rows = results(nets, wall, tex, tey, args.steps)
     if args.quick:
         return
     from _report import table, write_section

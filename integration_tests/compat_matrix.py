@@ -286,7 +286,8 @@ def _apply(**kw: Any) -> Callable[[Row], str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             new, summary = snnplug.apply(model, return_summary=True, **kw2)
-        return f"{len(summary)} replaced; " + _train_user_loop(new, row, row.kind == "self-timed")
+        kept = f" (readout kept: {', '.join(summary.kept_readout)})" if summary.kept_readout else ""
+        return f"{len(summary)} replaced{kept}; " + _train_user_loop(new, row, row.kind == "self-timed")
     return cell
 
 
@@ -463,7 +464,8 @@ Each model is built as its authors ship it (SpikingJelly zoo: `spiking_neuron=ne
 {B} Fashion-MNIST images fitted to the model's input (zero-padded to 32x32 and repeated over
 3 channels for the ImageNet/CIFAR-style models, 2x34x34 for the N-MNIST net), T={T}.
 
-* **apply** columns: `net = snnplug.apply(net, ...)` (settings carried from the model), then the
+* **apply** columns: `net = snnplug.apply(net, ...)` (settings carried from the model; the
+  readout neurons after the last weight layer kept as the model's, `readout="keep"`), then the
   user's own loop: Adam with the lr of the model's tutorial (SpikingJelly 1e-3, snnTorch
   tutorials 6/7 1e-2), cross-entropy on the mean output over time (snnTorch
   `output=True` neurons: on the mean membrane potential, as tutorial 5), {STEPS} steps.

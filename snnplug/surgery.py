@@ -25,11 +25,14 @@ from torch import nn
 from snnplug.backends import spikingjelly as sjb
 from snnplug.checks import copy_model
 from snnplug.errors import SettingChangedWarning, SnnplugError, UnsupportedModuleError
+from snnplug.readout import readout_neurons
 from snnplug.registry import get_registry
 from snnplug.surgery_summary import Replacement, Summary, describe
 from snnplug.types import NeuronPlugin, NormalizerPlugin
 
 log = logging.getLogger("snnplug.surgery")
+
+READOUT_CHOICES = ("keep", "replace")
 
 
 def _build(plugin: NeuronPlugin | NormalizerPlugin, old: nn.Module, kw: dict[str, Any],
@@ -80,10 +83,11 @@ def _matches_normalizer(m: nn.Module, plugin: NormalizerPlugin) -> bool:
 
 
 def _plan(model: nn.Module, n_plugin: NeuronPlugin | None, b_plugin: NormalizerPlugin | None,
-          n_kw: dict[str, Any], b_kw: dict[str, Any], preset: str | None
+          n_kw: dict[str, Any], b_kw: dict[str, Any], preset: str | None, keep: set[int]
           ) -> tuple[dict[int, nn.Module], Summary]:
     """Build every replacement (nothing is assigned yet): ``id(old) -> new`` and the summary.
-    A module registered at several paths gets one replacement, as the original was shared."""
+    A module registered at several paths gets one replacement, as the original was shared.
+    Neurons whose ``id`` is in ``keep`` (the readout) are left and listed in the summary."""
     paths: dict[int, list[str]] = {}
     for path, m in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(m), []).append(path)
@@ -94,6 +98,9 @@ def _plan(model: nn.Module, n_plugin: NeuronPlugin | None, b_plugin: NormalizerP
         if child is model or id(child) in new_of or any(path.startswith(p + ".") for p in done):
             continue
         plugin, kw = None, None
+        if id(child) in keep and n_plugin is not None and _matches_neuron(child, n_plugin):
+            summary.kept_readout.append(f"{path} ({type(child).__name__})")
+            continue
         if n_plugin is not None and _matches_neuron(child, n_plugin):
             if sjb.step_mode_of(child) == "s":
                 raise SnnplugError(
@@ -151,15 +158,30 @@ def _check_matched(summary: Summary, n_plugin: NeuronPlugin | None, b_plugin: No
     """Raise if a requested family matched nothing, so a typo never passes silently."""
     n_neurons = sum(1 for r in summary if r.family == "neuron")
     if n_plugin is not None and n_neurons == 0:
+        kept = (f" (the readout {', '.join(summary.kept_readout)} is kept by default; "
+                f"readout='replace' replaces it)" if summary.kept_readout else "")
         raise SnnplugError(
             f"apply(neuron={n_plugin.name!r}) found no neuron to replace; it replaces "
-            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode"
+            f"{', '.join(n_plugin.replaces)} modules (SpikingJelly) in multi-step mode{kept}"
         )
     if b_plugin is not None and len(summary) - n_neurons == 0:
         raise SnnplugError(
             f"apply(normalizer={b_plugin.name!r}) found no layer to replace; it replaces "
             f"{', '.join(b_plugin.replaces)}"
         )
+
+
+def _readout_ids(model: nn.Module, readout: str, n_plugin: NeuronPlugin | None) -> set[int]:
+    """``id`` of the readout neurons to keep (``readout="keep"``), see :mod:`snnplug.readout`.
+    A model whose spiking neurons are all readout neurons (one spiking layer) keeps none: there
+    would be nothing left for the method to act on."""
+    if readout not in READOUT_CHOICES:
+        raise ValueError(f"readout must be one of {READOUT_CHOICES}, got {readout!r}")
+    if readout == "replace" or n_plugin is None:
+        return set()
+    keep = {id(model.get_submodule(p)) for p in readout_neurons(model).paths}
+    spiking = {id(m) for m in model.modules() if sjb.is_spiking_neuron(m)}
+    return set() if spiking <= keep else keep
 
 
 def _report_changes(summary: Summary, strict: bool) -> None:
@@ -178,7 +200,7 @@ def _report_changes(summary: Summary, strict: bool) -> None:
 def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None = None,
           inplace: bool = False, neuron_kwargs: dict[str, Any] | None = None,
           normalizer_kwargs: dict[str, Any] | None = None, preset: str | None = None,
-          strict: bool = False, return_summary: bool = False, **kw: Any) -> Any:
+          strict: bool = False, return_summary: bool = False, readout: str = "keep", **kw: Any) -> Any:
     """Swap a model's neurons and/or batch norms for a plugin's, returning the new model.
 
     By default each replacement starts from the module it replaces (threshold, tau/leak, reset
@@ -190,7 +212,14 @@ def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None
     settings). A module registered at several places is replaced by one new module everywhere;
     its forward/backward hooks are registered on the replacement. ``return_summary=True``
     returns ``(model, Summary)``: one row per replaced module (paths, old, new, not carried
-    over); the table is also logged at INFO on ``snnplug.surgery``. Raises if nothing matched::
+    over); the table is also logged at INFO on ``snnplug.surgery``. Raises if nothing matched.
+
+    ``readout="keep"`` (default) leaves the model's readout neurons (the spiking layers after its
+    last weight layer that feed the output, :mod:`snnplug.readout`) as the user wrote them: a
+    loss on their firing rate (SpikingJelly's tutorial MSE) keeps its meaning, while a method's
+    firing rule or threshold there changes it (DSR on the tutorial CSNN: 38% instead of 85%,
+    docs/benchmarks.md). They are listed in the summary (``Summary.kept_readout``).
+    ``readout="replace"`` replaces them too (the paper's networks spike at the output)::
 
         net = snnplug.apply(net, neuron="dsr", T=4)          # IF -> dsr-if, LIF/PLIF -> dsr-lif
         net = snnplug.apply(net, normalizer="bntt", T=4)
@@ -214,8 +243,9 @@ def apply(model: nn.Module, *, neuron: str | None = None, normalizer: str | None
 
     if b_plugin is not None and n_plugin is None:
         _check_has_time_steps(model, normalizer)
+    keep = _readout_ids(model, readout, n_plugin)
     new_of, summary = _plan(model, n_plugin, b_plugin, {**kw, **(neuron_kwargs or {})},
-                            {**kw, **(normalizer_kwargs or {})}, preset)
+                            {**kw, **(normalizer_kwargs or {})}, preset, keep)
     _check_matched(summary, n_plugin, b_plugin)
     _report_changes(summary, strict)
     _assign(model, new_of)

@@ -30,6 +30,9 @@ class Summary:
     """Rows of :class:`Replacement`; ``str(summary)`` is a Markdown table."""
 
     rows: list[Replacement] = field(default_factory=list)
+    #: neurons left as the user wrote them because they are the model's readout
+    #: (``apply(readout="keep")``, :mod:`snnplug.readout`): ``"path (Class)"``
+    kept_readout: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -49,4 +52,6 @@ class Summary:
         lines = ["| path | old | new | not carried over |", "|---|---|---|---|"]
         for r in self.rows:
             lines.append(f"| {', '.join(r.paths)} | {r.old} | {r.new} | {'; '.join(r.changes) or '-'} |")
+        if self.kept_readout:
+            lines.append(f"\nkept as the readout (readout=\"keep\"): {', '.join(self.kept_readout)}")
         return "\n".join(lines)

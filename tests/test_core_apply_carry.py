@@ -94,7 +94,7 @@ def test_strict_raises_on_what_cannot_carry_and_names_it():
 def test_one_grouped_warning_names_the_paths():
     net = _net(neuron.IFNode(step_mode="m"), neuron.IFNode(step_mode="m"))
     with pytest.warns(SettingChangedWarning, match=r"hard reset.*\[1, 3\]"):
-        snnplug.apply(net, neuron="dsr", T=2)
+        snnplug.apply(net, neuron="dsr", T=2, readout="replace")  # 3 is the readout (kept by default)
 
 
 def test_bntt_lif_carries_leak_threshold_and_reports_input_scale():

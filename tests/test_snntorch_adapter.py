@@ -185,7 +185,10 @@ def test_apply_converts_first(isolated_registry):
     isolated_registry.register(plugin_module(snnplug_neurons=lambda: [NeuronPlugin(
         name="twice", factory=factory, paper="test", replaces=("IFNode", "LIFNode"))]), name="twice")
     net = _mlp()
-    out = snnplug.apply(net, neuron="twice", T=4)
+    out, summary = snnplug.apply(net, neuron="twice", T=4, return_summary=True)
+    assert sum(isinstance(m, Twice) for m in out.modules()) == 1  # the readout Leaky is kept
+    assert len(summary.kept_readout) == 1
+    out = snnplug.apply(net, neuron="twice", T=4, readout="replace")
     assert sum(isinstance(m, Twice) for m in out.modules()) == 2
     assert isinstance(net[2], snn.Leaky)
     y = out(torch.rand(4, 2, 1, 4, 4))
@@ -199,8 +202,10 @@ def test_apply_dsr_on_snntorch_model():
         snnplug.get_registry().get("neuron", "dsr-if")
     except UnknownPluginError:
         pytest.skip("dsr plugin not installed")
-    out = snnplug.apply(_mlp(), neuron="dsr-if", T=4)
+    out = snnplug.apply(_mlp(), neuron="dsr-if", T=4, readout="replace")
     assert not any(isinstance(m, nodes.SnnTorchLeakyNode) for m in out.modules())
+    kept = snnplug.apply(_mlp(), neuron="dsr-if", T=4)  # default: the readout Leaky stays
+    assert sum(isinstance(m, nodes.SnnTorchLeakyNode) for m in kept.modules()) == 1
     sj_reset(out)
     assert out(torch.rand(4, 2, 1, 4, 4)).shape == (4, 2, 3)
 

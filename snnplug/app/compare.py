@@ -318,7 +318,7 @@ def _reference_pair(rec: Any, base: nn.Module, T: int) -> tuple[nn.Module, nn.Mo
     SpikingJelly's implementation (``rec.reference``) at every module the plugin replaced."""
     import snnplug
 
-    ours = snnplug.apply(base, **{rec.family: rec.name}, T=T, **rec.reference_kwargs)
+    ours = snnplug.apply(base, **{rec.family: rec.name}, T=T, readout="replace", **rec.reference_kwargs)
     theirs = copy.deepcopy(base)
     names: list[str] = []
     done: list[str] = []  # replaced paths (their submodules are not compared)

@@ -7,8 +7,11 @@ concatenation etc. become nodes. Every live node gets a kind:
 
 ``input``    the model's input sequence
 ``neuron``   a DSR neuron (the engine drives it through ``stream``/``replay``)
+``readout``  another spiking neuron (the user's, kept by ``apply(readout="keep")``) followed by
+             time-linear operations only up to the output (:mod:`.readout_neuron`); elsewhere
+             such a neuron is unsupported
 ``bn``       a batch norm that needs the sequence statistics (training mode, or no running stats)
-``maxpool``  a 2-d max pooling (representation: :mod:`.maxpool`)
+``maxpool``  a 1-, 2- or 3-d max pooling (representation: :mod:`.maxpool`)
 ``product``  the product of two spike-derived tensors (SEW ``AND``/``IAND``): bilinear, so the
              gradient at the time-mean inputs is the time mean of the per-step gradient
              (``d(a_t b_t)/da_t = b_t``, mean ``mean_t b_t``) when the gradient reaching it is
@@ -26,12 +29,14 @@ cannot be traced is reported with the module whose ``forward`` failed.
 from __future__ import annotations
 
 import operator
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import fx, nn
 
+from snnplug_dsr.maxpool import pool_dims
 from snnplug_dsr.neuron import DSRNode
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -101,16 +106,45 @@ class TraceFailure(Exception):
     """The model could not be traced (message names the module whose ``forward`` failed)."""
 
 
-def trace(model: nn.Module) -> Graph:
-    """Trace ``model`` and classify its nodes; raises :class:`TraceFailure` if it cannot be traced."""
+_CACHE: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, list[fx.Node] | str]] = weakref.WeakKeyDictionary()
+
+
+def _structure(model: nn.Module) -> tuple:
+    """What a cached trace is valid for: every submodule's path, identity and class, and a
+    ``forward`` assigned on an instance. Replacing, adding or removing a module (``snnplug.apply``,
+    ``setattr``) changes it; training/eval mode does not need to, node kinds are re-derived at
+    every call."""
+    return tuple((path, id(m), type(m), m.__dict__.get("forward"))
+                 for path, m in model.named_modules(remove_duplicate=False))
+
+
+def clear_cache(model: nn.Module | None = None) -> None:
+    """Forget the cached trace of ``model`` (all models if None). Needed only after changing a
+    plain attribute that ``forward`` branches on (e.g. SEW's ``cnf``): module changes are detected."""
+    if model is None:
+        _CACHE.clear()
+    else:
+        _CACHE.pop(model, None)
+
+
+def _live_nodes(model: nn.Module) -> list[fx.Node]:
+    """The traced nodes the output depends on, in execution order; cached per model (keyed on
+    :func:`_structure`, weakly, so a deleted model frees its entry). Raises :class:`TraceFailure`."""
+    key = _structure(model)
+    hit = _CACHE.get(model)
+    if hit is not None and hit[0] == key:
+        if isinstance(hit[1], str):
+            raise TraceFailure(hit[1])
+        return hit[1]
     tracer = _Tracer()
     try:
         g = tracer.trace(model)
     except Exception as e:  # fx raises TraceError, TypeError, ... from user code
         where = tracer.failed_in or "<model>"
         mod = model.get_submodule(where) if where != "<model>" else model
-        raise TraceFailure(f"{where} ({type(mod).__name__}): {type(e).__name__}: "
-                           f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        msg = f"{where} ({type(mod).__name__}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        _CACHE[model] = (key, msg)
+        raise TraceFailure(msg) from None
     nodes = list(g.nodes)
     out = next(n for n in nodes if n.op == "output")
     live: set[fx.Node] = set()
@@ -121,6 +155,16 @@ def trace(model: nn.Module) -> Graph:
             live.add(n)
             stack.extend(n.all_input_nodes)
     nodes = [n for n in nodes if n in live]
+    _CACHE[model] = (key, nodes)
+    return nodes
+
+
+def trace(model: nn.Module) -> Graph:
+    """Trace ``model`` and classify its nodes; raises :class:`TraceFailure` if it cannot be traced.
+    The ``torch.fx`` trace is cached per model (:func:`_live_nodes`); the kinds are derived anew
+    at every call (they depend on training mode and batch-norm settings)."""
+    nodes = _live_nodes(model)
+    out = next(n for n in nodes if n.op == "output")
     kind: dict[fx.Node, str] = {}
     modules: dict[fx.Node, nn.Module] = {}
     bad: list[str] = []
@@ -133,7 +177,31 @@ def trace(model: nn.Module) -> Graph:
             bad.append(_describe(n, modules.get(n)))
             k = "unsupported"
         kind[n] = k
+    bad += _check_readouts(nodes, kind, modules)
     return Graph(model, nodes, kind, modules, out, bad)
+
+
+def _check_readouts(nodes: list[fx.Node], kind: dict[fx.Node, str], modules: dict[fx.Node, nn.Module]
+                    ) -> list[str]:
+    """A non-DSR neuron is supported only at the readout: everything after it up to the output
+    is time-linear (or another readout neuron). Others are marked unsupported and described."""
+    bad = []
+    for n in nodes:
+        if kind[n] != "readout":
+            continue
+        stack, seen, ok = list(n.users), set(), True
+        while stack and ok:
+            u = stack.pop()
+            if u in seen or u not in kind:
+                continue
+            seen.add(u)
+            ok = kind[u] in ("linear", "readout", "const")
+            stack.extend(u.users)
+        if not ok:
+            kind[n] = "unsupported"
+            bad.append(f"{n.target} ({type(modules[n]).__name__}): a non-DSR neuron before other neurons "
+                       f"or non-linear operations (only the readout may keep the user's neuron)")
+    return bad
 
 
 def _describe(n: fx.Node, m: nn.Module | None) -> str:
@@ -196,9 +264,11 @@ def _classify(n: fx.Node, m: nn.Module | None, kind: dict[fx.Node, str],
 def _module_kind(m: nn.Module) -> str | None:
     if isinstance(m, DSRNode):
         return "neuron"
+    if _spiking(m):
+        return "readout"  # checked by _check_readouts
     if isinstance(m, BATCH_NORMS):
         return "bn" if needs_stats(m) else "linear"
-    if isinstance(m, nn.MaxPool2d) and not m.return_indices:
+    if pool_dims(m) is not None and not m.return_indices:
         return "maxpool"
     if isinstance(m, LINEAR_MODULES):
         return "linear"
@@ -215,6 +285,12 @@ def _module_kind(m: nn.Module) -> str | None:
         kids = list(m.children())
         return "linear" if kids and all(_module_kind(k) == "linear" for k in kids) else None
     return None
+
+
+def _spiking(m: nn.Module) -> bool:
+    from snnplug.backends.spikingjelly import is_spiking_neuron
+
+    return is_spiking_neuron(m)
 
 
 def needs_stats(bn: nn.Module) -> bool:

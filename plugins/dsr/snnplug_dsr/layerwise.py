@@ -43,6 +43,7 @@ from snnplug_dsr.bn_stats import BNStats
 from snnplug_dsr.graph import Graph
 from snnplug_dsr.maxpool import MaxPoolRecord, MaxPoolReplay, PoolGeometry
 from snnplug_dsr.neuron import DSRNode, Record
+from snnplug_dsr.readout_neuron import ReadoutRecord, ReadoutReplay
 from snnplug_dsr.spike_bits import SpikeBits
 
 DEFAULT_CHUNK = 4
@@ -68,6 +69,7 @@ class Executor:
         self.records: dict[fx.Node, Record] = {}
         self.stats: dict[fx.Node, BNStats] = {}
         self.pools: dict[fx.Node, MaxPoolRecord] = {}
+        self.readouts: dict[fx.Node, ReadoutRecord] = {}  # the user's neurons kept at the readout
         self.sums: dict[fx.Node, torch.Tensor] = {}  # products: sum over time of the output
         self.recorded: set[fx.Node] = set()
         for n in graph.nodes:
@@ -78,6 +80,8 @@ class Executor:
                 self.stats[n] = BNStats(graph.modules[n])
             elif k == "maxpool":
                 self.pools[n] = MaxPoolRecord(PoolGeometry.of(graph.modules[n]), self.T)
+            elif k == "readout":
+                self.readouts[n] = ReadoutRecord(self.T)
 
     def _neuron(self, n: fx.Node) -> DSRNode:
         m = self.g.modules[n]
@@ -101,14 +105,15 @@ class Executor:
                 return m.replay(x, self.records[n]) if replay else m.stream(x, self.records[n])
             if k == "bn":
                 return self._bn(n, x, replay)
+            if k == "readout":  # only in the output segment: simulated once, chunk after chunk
+                return ReadoutReplay.apply(x, self.readouts[n], m) if replay else self.readouts[n].run(m, x)
             if k == "maxpool":
                 if replay:
                     return MaxPoolReplay.apply(x, self.pools[n])
                 if record:
                     return self.pools[n].add(x)
-                geo = self.pools[n].geo
-                y = geo.pool(x.flatten(0, 1))
-                return y.view(*x.shape[:3], *y.shape[-2:])
+                y = self.pools[n].geo.pool(x.flatten(0, 1))
+                return y.view(*x.shape[:3], *y.shape[2:])
             return m(*args, **kwargs)
         if n.op == "call_function":
             f = OUT_OF_PLACE.get(n.target, n.target)
@@ -226,7 +231,7 @@ class Executor:
             k = g.kind[n]
             if k == "const" or (k == "input" and constant_input):
                 const.add(n)
-            elif k not in ("input", "neuron") and n.op != "output" and all(d in const for d in g.deps(n)):
+            elif k not in ("input", "neuron", "readout") and n.op != "output" and all(d in const for d in g.deps(n)):
                 const.add(n)
         return const
 

@@ -136,8 +136,10 @@ class DSRStrategy(Strategy):
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Swap SpikingJelly IFNode/LIFNode for DSR neurons (``snnplug.apply``); a model that
-        already has DSR neurons is checked for T and returned unchanged."""
+        """Swap SpikingJelly IFNode/LIFNode for DSR neurons (``snnplug.apply``), the readout
+        neurons included (``readout="replace"``: the paper's networks spike at the output and
+        the strategy's loss is cross-entropy on that rate); a model that already has DSR neurons
+        is checked for T and returned unchanged."""
         ns = dsr_neurons(model)
         if ns:
             wrong = sorted({n.T for n in ns if n.T != self.T})
@@ -147,7 +149,7 @@ class DSRStrategy(Strategy):
             return model
         import snnplug
 
-        return snnplug.apply(model, neuron=f"dsr-{self.neuron}", T=self.T, **self.neuron_kwargs)
+        return snnplug.apply(model, neuron=f"dsr-{self.neuron}", T=self.T, readout="replace", **self.neuron_kwargs)
 
     def optim_config(self, reference: bool = True) -> OptimConfig:
         """``optimizer=None`` (default): the paper's SGD (lr 0.1, momentum 0.9, wd 5e-4, cosine)

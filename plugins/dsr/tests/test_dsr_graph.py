@@ -34,7 +34,7 @@ def _zoo(name: str) -> nn.Module:
     else:
         raise ValueError(name)
     functional.set_step_mode(net, "m")
-    return snnplug.apply(net, neuron="dsr-if", T=T, v_threshold=1.0).double()
+    return snnplug.apply(net, neuron="dsr-if", T=T, v_threshold=1.0, readout="replace").double()
 
 
 def _input(name: str, constant: bool) -> torch.Tensor:

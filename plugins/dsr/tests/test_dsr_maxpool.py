@@ -88,3 +88,68 @@ def test_network_with_max_pooling_matches_the_per_step_backward(layerwise, chunk
         assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=1e-14), name
         nonzero += int(p.grad.abs().sum() > 0)
     assert nonzero >= 6
+
+
+@pytest.mark.parametrize("d,k,s,p,ceil", [(1, 3, 2, 1, False), (1, 2, 2, 0, True), (3, 2, 2, 0, False),
+                                          (3, 3, 2, 1, True)])
+def test_1d_and_3d_equal_torch_per_step_backward_for_a_gradient_constant_in_time(d, k, s, p, ceil):
+    T = 6
+    g = torch.Generator().manual_seed(d * 100 + k * 10 + s)
+    size = (11,) if d == 1 else (5, 6, 7)
+    x = (torch.rand(T, 2, 3, *size, generator=g) < 0.3).double() * 0.5
+    fn = F.max_pool1d if d == 1 else F.max_pool3d
+    pool = (nn.MaxPool1d if d == 1 else nn.MaxPool3d)(k, s, p, ceil_mode=ceil)
+    xr = x.clone().requires_grad_()
+    y = fn(xr.flatten(0, 1), k, s, p, ceil_mode=ceil)
+    y = y.view(T, 2, 3, *y.shape[2:])
+    G = torch.randn(2, 3, *y.shape[3:], generator=g, dtype=torch.float64)
+    (y * (G / T)).sum().backward()
+    per_step = xr.grad.sum(0)
+
+    rec = MaxPoolRecord(PoolGeometry.of(pool), T)
+    rec.add(x[:4])
+    rec.add(x[4:])
+    x_rep = x.mean(0, keepdim=True).requires_grad_()
+    out = MaxPoolReplay.apply(x_rep, rec)
+    assert torch.equal(out[0], y.detach().mean(0))
+    out.backward(G.unsqueeze(0))
+    assert per_step.abs().sum() > 0
+    assert torch.allclose(x_rep.grad[0], per_step, rtol=0, atol=1e-14)
+
+
+def _pool_net_nd(T: int, d: int) -> nn.Sequential:
+    torch.manual_seed(0)
+    conv, pool = (layer.Conv1d, layer.MaxPool1d) if d == 1 else (layer.Conv3d, layer.MaxPool3d)
+    flat = 6 * (2 if d == 1 else 8)
+    return nn.Sequential(
+        conv(1, 4, 3, padding=1, step_mode="m"), DSRIFNode(T=T, v_threshold=1.0),
+        pool(3, 2, 1, step_mode="m"),
+        conv(4, 6, 3, padding=1, step_mode="m"), DSRIFNode(T=T, v_threshold=1.0),
+        pool(2, 2, step_mode="m"), layer.Flatten(step_mode="m"),
+        layer.Linear(flat, 5, step_mode="m"), DSRIFNode(T=T, v_threshold=0.5),
+    ).double()
+
+
+@pytest.mark.parametrize("d", [1, 3])
+@pytest.mark.parametrize("layerwise,chunk", [(True, 3), (False, None)])
+def test_1d_and_3d_networks_match_the_per_step_backward(d, layerwise, chunk):
+    from snnplug_dsr.graph import trace
+
+    T = 8
+    a = _pool_net_nd(T, d)
+    b = copy.deepcopy(a)
+    assert [k for k in trace(b).kind.values()].count("maxpool") == 2
+    g = torch.Generator().manual_seed(3)
+    xs = torch.rand(T, 4, 1, *((8,) if d == 1 else (8, 8, 8)), generator=g, dtype=torch.float64) * 3
+    y = torch.randint(0, 5, (4,), generator=g)
+    functional.reset_net(a)
+    oa = a(xs).mean(0)
+    F.cross_entropy(oa, y).backward()
+    ob = representation_forward(b, xs, chunk=chunk, layerwise=layerwise)
+    F.cross_entropy(ob, y).backward()
+    assert torch.equal(oa.detach(), ob.detach()) and oa.abs().sum() > 0
+    nonzero = 0
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-10, atol=1e-14), name
+        nonzero += int(p.grad.abs().sum() > 0)
+    assert nonzero >= 4

@@ -211,7 +211,7 @@ def test_apply_replaces_spikingjelly_neurons():
 
     net = torch.nn.Sequential(layer.Linear(4, 8, step_mode="m"), neuron.IFNode(step_mode="m"),
                               layer.Linear(8, 3, step_mode="m"), neuron.LIFNode(step_mode="m"))
-    out = snnplug.apply(net, neuron="dsr-if", T=5)
+    out = snnplug.apply(net, neuron="dsr-if", T=5, readout="replace")
     kinds = [type(m).__name__ for m in out]
     assert kinds == ["Linear", "DSRIFNode", "Linear", "DSRIFNode"] and out[1].T == 5
     functional.reset_net(out)

@@ -104,12 +104,14 @@ class NoiseStrategy(Strategy):
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        """Models without noisy neurons get their IFNode/LIFNode replaced (``snnplug.apply``)."""
+        """Models without noisy neurons get their IFNode/LIFNode replaced (``snnplug.apply``),
+        the readout neurons included (``readout="replace"``: the paper's networks are noisy up to
+        the output, and stage 3 converts them all)."""
         if noisy_nodes(model):
             return model
         from snnplug.surgery import apply
 
-        return apply(model, neuron="noise-lif", neuron_kwargs={**self._neuron_kw, "T": None})
+        return apply(model, neuron="noise-lif", neuron_kwargs={**self._neuron_kw, "T": None}, readout="replace")
 
     def optim_config(self) -> OptimConfig:
         """Adam (lr 1e-4) and cosine annealing with warm restarts every ``restart_epochs`` epochs

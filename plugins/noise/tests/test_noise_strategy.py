@@ -177,7 +177,7 @@ def test_apply_noise_lif_in_a_spikingjelly_script() -> None:
     net = nn.Sequential(layer.Flatten(step_mode="m"), layer.Linear(64, 32, step_mode="m"),
                         neuron.LIFNode(tau=2.0, step_mode="m"), layer.Linear(32, 10, step_mode="m"),
                         neuron.LIFNode(tau=2.0, step_mode="m"))
-    net = snnplug.apply(net, neuron="noise-lif", T=1)
+    net = snnplug.apply(net, neuron="noise-lif", T=1, readout="replace")  # as docs/noise.md
     assert sum(isinstance(l, NoisyLIFNode) for l in net) == 2
     functional.reset_net(net)
     assert net(torch.rand(1, 3, 1, 8, 8)).shape == (1, 3, 10)
