@@ -87,14 +87,14 @@ def _backbone(bundle: Any) -> dict[str, Any]:
     import torch
     from torch import nn
 
-    from snnplug.app.run_method import _layers
+    from snnplug.app.run_method import synaptic_layers
     from snnplug.engine.energy import E_MAC_PJ, ann_energy_uj_per_sample
     from snnplug.models import backbone, backbone_for
 
     spec = backbone_for(bundle.input_shape)
     ann = backbone(bundle.input_shape, bundle.num_classes, activation=nn.ReLU, **spec).eval()
     uj = ann_energy_uj_per_sample(ann, torch.zeros(2, *bundle.input_shape))
-    return {"spec": spec, "layers": _layers(ann), "ann_energy_uj": uj, "ann_macs": uj * 1e6 / E_MAC_PJ}
+    return {"spec": spec, "layers": synaptic_layers(ann), "ann_energy_uj": uj, "ann_macs": uj * 1e6 / E_MAC_PJ}
 
 
 def _jobs(args: argparse.Namespace, n_methods: int) -> int:

@@ -61,11 +61,11 @@ def _train(name: str, opts: dict[str, Any]) -> tuple[Any, Any, Any, Any, dict[st
         eval_T=[strategy.inference_T], progress=opts["progress"]), callbacks=[PeakMemory(), log])
     model.eval()
     run = {"settings": kw, "epochs": epochs, "shared_backbone": rec.shared_backbone,
-           "own_network": rec.own_network, "network": _layers(model)}
+           "own_network": rec.own_network, "network": synaptic_layers(model)}
     return strategy, model, bundle, res, run
 
 
-def _layers(model: Any) -> list[str]:
+def synaptic_layers(model: Any) -> list[str]:
     """The synaptic layers of a network, ``Conv2d(1->32, 3x3)`` style (for the report)."""
     from torch import nn
 
