@@ -20,21 +20,43 @@ def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_run_every_method_one_epoch(tmp_path):
+    """`snnplug run` on digits (one epoch per method to stay quick): results.json and a
+    self-contained report.html, every default method on the shared backbone, one line per epoch
+    on a non-terminal stdout, nothing on stderr at exit (no warnings)."""
+    from snnplug.models import backbone_for
+    from snnplug.registry import get_registry
+
     out = tmp_path / "run"
-    _cli("run", "--epochs", "1", "--out", str(out), "--no-progress", "--threads", "1")
+    r = subprocess.run([sys.executable, "-m", "snnplug", "run", "--epochs", "1", "--out", str(out), "--jobs", "2"],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stderr.strip() == ""  # no warnings (leaked semaphores, profiler logs) at exit
     res = json.loads((out / "results.json").read_text())
-    assert res["schema"] == 1 and res["dataset"] == "digits" and res["failed"] == {}
-    assert set(res["methods"]) == {"bptt", "dsr", "bntt", "opi-ann", "noise"}
-    for name, r in res["methods"].items():
-        assert r["T"] >= 1 and len(r["accuracy_vs_T"]) == r["T"], name
-        assert 0.0 <= r["accuracy"] <= 1.0 and r["accuracy"] == r["accuracy_vs_T"][str(r["T"])]
-        for key in ("train_seconds", "peak_rss_mb", "spikes_per_sample", "energy_uj", "ann_energy_uj"):
-            assert isinstance(r[key], (int, float)) and r[key] >= 0, (name, key)
-        assert r["spike_rates"] and all(0.0 <= v <= 1.0 for v in r["spike_rates"].values()), name
-    assert {"accuracy_vs_T.png", "firing_rate.png"} <= set(res["plots"])
-    for png in res["plots"]:
-        data = (out / png).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
+    assert res["schema"] == 2 and res["dataset"] == "digits" and res["failed"] == {}
+    defaults = {rec.name for rec in get_registry().all() if rec.family == "strategy" and rec.in_default_run}
+    assert set(res["methods"]) == defaults == {"bptt", "dsr", "bntt", "opi-ann", "noise"}
+    spec = backbone_for((1, 8, 8))
+    assert res["backbone"]["spec"] == spec and res["backbone"]["ann_energy_uj"] > 0
+    for name, m in res["methods"].items():
+        assert f"{name} epoch 1/1: loss " in r.stdout and "%" in r.stdout
+        assert m["shared_backbone"] is True and m["own_network"] == "", name
+        assert m["network"] == res["backbone"]["layers"], name  # the same synaptic layers as the ANN
+        assert {k: m["settings"][k] for k in spec} == spec and m["epochs"] == 1
+        curve = m["accuracy_vs_T"]
+        assert list(curve) == [str(t) for t in range(1, m["T"] + 1)], name
+        assert all(0.0 <= a <= 1.0 for a in curve.values()) and m["accuracy"] == curve[str(m["T"])]
+        assert m["ann_energy_uj"] == pytest.approx(res["backbone"]["ann_energy_uj"])
+        ts = [int(t) for t in m["energy_vs_T"]]
+        assert ts[0] == 1 and ts[-1] == m["T"] and ts == sorted(ts)
+        energies = [v["energy_uj"] for v in m["energy_vs_T"].values()]
+        assert energies == sorted(energies) and energies[-1] == pytest.approx(m["energy_uj"])
+        assert m["train_memory_mb"] > 0 and m["train_seconds"] > 0
+        assert m["spike_rates"] and all(0.0 <= v <= 1.0 for v in m["spike_rates"].values()), name
+    page = (out / "report.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(res["plots"]) >= 6
+    assert {"accuracy_vs_T.png", "accuracy_vs_energy.png", "firing_rate.png"} <= set(res["plots"])
+    assert all(f"<td>{name}</td>" in page for name in res["methods"]) and "45 nm" in page
+    assert not any("noise_noise" in p for p in res["plots"])
 
 
 def test_train_resume_evaluate_and_errors(tmp_path):

@@ -9,11 +9,12 @@ plugin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from snnplug.checks import as_float
+from snnplug.checks import as_float, as_steps
 from snnplug.hookspecs import hookimpl
 from snnplug.strategies import OptimConfig, Strategy
 from snnplug.types import StrategyPlugin
@@ -28,7 +29,8 @@ class BPTTStrategy(Strategy):
     default_epochs = 10
 
     def __init__(self, *, T: int = 4, frames: bool = False, neuron: str = "lif", tau: float = 2.0,
-                 lr: float = 1e-3, norm: bool = True) -> None:
+                 lr: float = 1e-3, norm: bool = True, channels: Sequence[int] = (32, 64),
+                 hidden: int = 128) -> None:
         super().__init__(T=T, frames=frames)
         if neuron not in ("lif", "if"):
             raise ValueError(f"bptt neuron must be 'lif' or 'if', got {neuron!r}")
@@ -37,10 +39,12 @@ class BPTTStrategy(Strategy):
         if as_float("tau", tau) <= 1.0:
             raise ValueError(f"tau must be > 1 (the LIF decay is 1/tau), got {tau!r}")
         self.neuron, self.tau, self.lr, self.norm = neuron, float(tau), as_float("lr", lr, positive=True), norm
+        self.channels = tuple(as_steps("channels", c) for c in channels)
+        self.hidden = as_steps("hidden", hidden)
 
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "frames": self.frames, "neuron": self.neuron, "tau": self.tau, "lr": self.lr,
-                "norm": self.norm}
+                "norm": self.norm, "channels": list(self.channels), "hidden": self.hidden}
 
     def make_node(self) -> nn.Module:
         from snnplug.backends.spikingjelly import sj
@@ -52,9 +56,10 @@ class BPTTStrategy(Strategy):
         return ab.neuron.IFNode(surrogate_function=ab.surrogate.ATan(), detach_reset=True, step_mode="m")
 
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        from snnplug.models import convnet
+        from snnplug.models import backbone
 
-        return convnet(input_shape, num_classes, node=self.make_node, norm=self.norm)
+        return backbone(input_shape, num_classes, node=self.make_node, norm=self.norm, channels=self.channels,
+                        hidden=self.hidden)
 
     def optim_config(self) -> OptimConfig:
         return OptimConfig(name="adam", lr=self.lr, schedule="cosine")
@@ -72,4 +77,5 @@ def bptt(**kw: Any) -> BPTTStrategy:
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
     return [StrategyPlugin(name="bptt", factory=bptt, paper=PAPER, in_default_run=True,
+                           run_epochs=3, shared_backbone=True,
                            summary="surrogate-gradient BPTT baseline with SpikingJelly LIF/IF")]

@@ -32,7 +32,9 @@ declared                    ``name``, ``default_epochs``, ``T`` (training steps)
 ==========================  ==================================================================
 
 Each method has one return type. :class:`Reporting` is a separate, optional protocol for
-``snnplug run`` (its quick settings and method-specific plots).
+``snnplug run``'s method-specific plots; what a short run uses (settings, epochs, whether the
+method trains on the dataset's shared backbone) is declared on the registration
+(:class:`snnplug.types.StrategyPlugin`).
 
 ``loss`` refuses a batch holding NaN/Inf (:class:`~snnplug.engine.guards.NonFiniteError`) before
 the forward pass touches running statistics, in every strategy (subclasses' ``loss`` is wrapped);
@@ -228,12 +230,10 @@ class Strategy:
 
 @runtime_checkable
 class Reporting(Protocol):
-    """Optional, for ``snnplug run``: settings for few-epoch runs on small data (applied and
-    recorded in ``results.json``) and method-specific plots."""
-
-    #: options replacing the paper's for a few epochs (e.g. a larger learning rate)
-    quick_overrides: dict[str, Any]
+    """Optional, for ``snnplug run``: method-specific plots. (The settings of a short run are
+    registration data: ``StrategyPlugin.run_settings`` / ``run_epochs``.)"""
 
     def report(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, list[float]]]:
-        """Series computed on a test batch ``(x, y)``: ``{plot title: {line label: values over t}}``."""
+        """Series computed on a test batch ``(x, y)``: ``{plot title: {line label: values over t}}``.
+        Titles name what is plotted, not the method (the report adds the method's name)."""
         ...

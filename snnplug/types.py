@@ -73,10 +73,37 @@ class NormalizerPlugin(_Registration):
 @dataclass(frozen=True, kw_only=True)
 class StrategyPlugin(_Registration):
     """A training strategy. ``factory(**kw)`` returns a :class:`snnplug.strategies.Strategy`.
-    ``in_default_run``: ``snnplug run`` without ``--methods`` runs it."""
+
+    What ``snnplug run`` needs to know (all recorded in its ``results.json``):
+
+    * ``in_default_run``: ``snnplug run`` without ``--methods`` runs it;
+    * ``run_settings``: factory keywords for a short run on small data (e.g. a larger learning
+      rate than a 200-epoch paper schedule, a shorter T), applied on top of the defaults;
+    * ``run_epochs``: epochs of that run (None: the strategy's ``default_epochs``);
+    * ``shared_backbone``: the factory takes ``channels=`` and ``hidden=`` and builds the
+      dataset's shared backbone (:func:`snnplug.models.backbone_for`) with the method's own
+      neurons, normaliser, encoding and readout, so methods compare like for like;
+    * ``own_network``: when it cannot, why (shown in the report next to the shared backbone).
+    """
 
     family: ClassVar[str] = "strategy"
     in_default_run: bool = False
+    run_settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    run_epochs: int | None = None
+    shared_backbone: bool = False
+    own_network: str = ""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.run_settings, dict) or not all(isinstance(k, str) for k in self.run_settings):
+            raise TypeError(f"StrategyPlugin {self.name!r}: run_settings must be a dict of keyword arguments")
+        if self.run_epochs is not None and (isinstance(self.run_epochs, bool) or not isinstance(self.run_epochs, int)
+                                            or self.run_epochs < 1):
+            raise ValueError(f"StrategyPlugin {self.name!r}: run_epochs must be a positive int or None, "
+                             f"got {self.run_epochs!r}")
+        if self.shared_backbone and self.own_network:
+            raise ValueError(f"StrategyPlugin {self.name!r}: give own_network (why not) only with "
+                             f"shared_backbone=False")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,7 +71,7 @@ def test_strategy_contract(rec):
 def test_strategy_declares_its_inputs_and_returns_one_type(rec):
     """The contract of snnplug.strategies: inputs declared at construction (T, frames), the
     inference T declared, one return type per method, schedules from OptimConfig, and the
-    run/report settings only through the optional Reporting protocol."""
+    method-specific plots only through the optional Reporting protocol (run settings are registration data)."""
     from snnplug.errors import SnnplugError
     from snnplug.strategies import SCHEDULES, Reporting
 
@@ -95,7 +95,45 @@ def test_strategy_declares_its_inputs_and_returns_one_type(rec):
     assert isinstance(out, torch.Tensor) and out.shape == (5, 10)
     anytime = s.predict_anytime(model, x)
     assert isinstance(anytime, torch.Tensor) and anytime.shape == (s.inference_T, 5, 10)
-    if hasattr(s, "report") or hasattr(s, "quick_overrides"):
-        assert isinstance(s, Reporting) and isinstance(s.quick_overrides, dict)
+    assert not hasattr(s, "quick_overrides")  # run settings are registration data (StrategyPlugin.run_settings)
+    if hasattr(s, "report"):
+        assert isinstance(s, Reporting)
         series = s.report(model, x, torch.arange(5))
         assert all(isinstance(v, list) for lines in series.values() for v in lines.values())
+
+
+def _synapse_shapes(model):
+    return [tuple(m.weight.shape) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+@pytest.mark.parametrize("rec", [r for r in RECORDS if r.family == "strategy"], ids=lambda r: r.name)
+def test_run_settings_build_and_the_shared_backbone_is_the_backbone(rec):
+    """``snnplug run``'s registration data: its settings build the strategy; a method declaring
+    ``shared_backbone`` builds exactly the shared backbone's synaptic layers (the same network as
+    the ANN the report compares with), for 8x8 and 28x28 images; otherwise it says why not."""
+    from snnplug.models import backbone, backbone_for
+
+    assert isinstance(rec.run_settings, dict)
+    rec.factory(**rec.run_settings)
+    if not rec.shared_backbone:
+        return
+    assert rec.own_network == ""
+    for shape in ((1, 8, 8), (1, 28, 28)):
+        spec = backbone_for(shape)
+        s = rec.factory(**rec.run_settings, **spec)
+        ann = backbone(shape, 10, activation=torch.nn.ReLU, **spec)
+        assert _synapse_shapes(s.build_model(shape, 10)) == _synapse_shapes(ann), (rec.name, shape)
+
+
+def test_strategy_registration_checks_its_run_fields():
+    from snnplug.types import StrategyPlugin
+
+    def f(**kw):
+        """doc"""
+
+    with pytest.raises(ValueError, match="run_epochs must be a positive int or None, got 0"):
+        StrategyPlugin(name="x", factory=f, paper="p", run_epochs=0)
+    with pytest.raises(TypeError, match="run_settings must be a dict of keyword arguments"):
+        StrategyPlugin(name="x", factory=f, paper="p", run_settings=[("T", 4)])
+    with pytest.raises(ValueError, match="give own_network \\(why not\\) only with shared_backbone=False"):
+        StrategyPlugin(name="x", factory=f, paper="p", shared_backbone=True, own_network="needs 3D input")

@@ -115,6 +115,34 @@ def test_event_rate_of_plain_and_pooled_spikes():
     assert event_rate(torch.zeros(3, 4)) == 0.0
 
 
+class _Scaled(nn.Module):
+    """Spikes times 3, declaring that amplitude (like a converter's scaled activation)."""
+
+    spike_amplitude = 3.0
+
+    def forward(self, x):
+        return 3.0 * x
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_pooled_spikes_without_a_full_window_are_events_at_the_neurons_amplitude(scaled):
+    """Windows of 4 with 3 and 1 spikes pool to 0.75 and 0.25 (times the amplitude): no window is
+    full, so the largest input is not the amplitude; the neuron before the layer gives it."""
+    fc = layer.Linear(2, 1, bias=False, step_mode="m")
+    mods = [_Spiker()] + ([_Scaled()] if scaled else []) + [layer.AvgPool2d(2, step_mode="m"),
+                                                            layer.Flatten(step_mode="m"), fc]
+    net = nn.Sequential(*mods)
+    x = torch.zeros(1, 1, 2, 2, 2)  # [T=1, B=1, C=2, 2, 2]
+    x[0, 0, 0] = torch.tensor([[0.9, 0.9], [0.9, 0.0]])
+    x[0, 0, 1] = torch.tensor([[0.9, 0.0], [0.0, 0.0]])
+    with torch.no_grad(), record_energy(net, batch=1, steps=1) as rep:
+        net(x)
+    (spiker, fc_ops) = rep.spike_rates["0"], rep.layers[-1]
+    assert spiker == pytest.approx(4 / 8)
+    assert fc_ops.rate == pytest.approx(4 / 8)  # 4 spikes on 8 pre-pool elements = mean of (0.75, 0.25)
+    assert rep.snn_pj == pytest.approx(2 * 0.5 * E_AC_PJ)
+
+
 def test_sigterm_handler_is_restored_even_when_training_fails(tmp_path):
     import signal
 

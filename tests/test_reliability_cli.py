@@ -57,7 +57,7 @@ def test_cuda_device_without_cuda(capsys):
 
 
 @pytest.mark.parametrize("opt,message", [
-    ("foo=1", "snnplug: error: unknown strategy option foo for 'bptt'; its options: T, lr, neuron, norm, tau"),
+    ("foo=1", "snnplug: error: unknown strategy option foo for 'bptt'; its options: T, channels, hidden, lr, neuron, norm, tau"),
     ("tau=-1", "snnplug: error: strategy 'bptt': tau must be > 1 (the LIF decay is 1/tau), got -1"),
     ("T=0", "snnplug: error: strategy 'bptt': T must be a positive int number of time steps, got 0"),
     ("neuron=xyz", "snnplug: error: strategy 'bptt': bptt neuron must be 'lif' or 'if', got 'xyz'"),

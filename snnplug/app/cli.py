@@ -5,7 +5,7 @@
     snnplug evaluate --checkpoint runs/dsr/checkpoint.pt [--T 1,5,20]
     snnplug convert --method opi --checkpoint runs/opi-ann/checkpoint.pt --T 16
     snnplug compare [...]      (same model in snnTorch and SpikingJelly)
-    snnplug run [...]          (every installed method on one dataset, tables and plots)
+    snnplug run [...]          (every method on one dataset's shared backbone: report.html, results.json)
 
 Every error is one line on stderr and exit status 2; ``--debug`` (anywhere) adds the traceback.
 Also runs as ``python -m snnplug``.
@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_convert)
 
     for name, func, hlp in (("compare", cmd_compare, "same model in snnTorch and SpikingJelly"),
-                            ("run", cmd_run, "train/convert every method on a dataset, tables and plots")):
+                            ("run", cmd_run, "train every default method on one dataset's shared backbone; "
+                                              "accuracy vs T, energy, memory in report.html and results.json")):
         sp = sub.add_parser(name, help=hlp, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
         sp.set_defaults(func=func)

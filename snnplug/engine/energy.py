@@ -11,13 +11,19 @@ Per synaptic layer (``Linear``/``Conv1d/2d/3d``) with ``MACs`` per sample and st
   weights at inference) are not counted, as in the paper.
 
 The **event rate** ``r`` (:func:`event_rate`) is the number of spike events per input element
-and step: ``mean|x| / a`` with ``a`` the spike amplitude (given, or the largest ``|x|``). It is
+and step: ``mean|x| / a`` with ``a`` the spike amplitude. :func:`record_energy` takes ``a`` from
+the spiking neuron that ran last before the layer (its largest output), since the largest
+``|x|`` of an average-pooled input is below the amplitude whenever no pooling window is all
+spikes (then ``3/4`` with windows of 4 is no multiple of ``(3/4)/64``, and the layer was wrongly
+counted as dense); a module that scales its neurons' spikes says so with a ``spike_amplitude``
+attribute (the amplitude of its output), which then counts; without either, ``a`` is the
+largest ``|x|``. It is
 exact for spikes of one amplitude (0/1, ±1, 0/Vth) and for average-pooled spikes, whose mean is
 the rate before pooling (the paper's ``FLOPs_l · R_l``; an event-driven pool+conv would do
 ``k`` accumulates per spike of a ``k``-element window, this estimate follows the paper). An
 input counts as events when every ``|x|`` is a multiple of ``a/64`` (pooling windows up to 8x8);
 the first synaptic layer counts as events only when its input is strictly binary (spike
-encoding), so quantised images (e.g. digits in sixteenths) are dense.
+encoding) or a spiking neuron ran before it, so quantised images (e.g. digits in sixteenths) are dense.
 """
 
 from __future__ import annotations
@@ -162,14 +168,18 @@ def record_energy(model: nn.Module, batch: int, steps: int) -> Iterator[EnergyRe
     rep = EnergyReport()
     tallies: dict[str, _Tally] = {}
     neurons: dict[str, list[int]] = {}  # name -> [spikes, elements]
+    amplitude: list[float | None] = [None]  # the last spiking neuron's largest output
+    fed = [False]  # a spiking neuron ran before the first synaptic layer
 
     def syn_hook(name: str):
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
             x = inp[0]
-            first = not tallies or next(iter(tallies)) == name
+            # the first synaptic layer, fed by the (encoded) input rather than by a neuron
+            first = (not tallies or next(iter(tallies)) == name) and not fed[0]
             t = tallies.setdefault(name, _Tally())
             t.macs += call_macs(mod, out)
-            r = event_rate(x) if (not first or is_binary(x)) else None
+            amp = amplitude[0] if amplitude[0] and float(x.detach().abs().max()) <= amplitude[0] * (1 + 1e-6) else None
+            r = event_rate(x, amp) if (not first or is_binary(x)) else None
             if r is None:
                 t.dense = True
             else:
@@ -183,13 +193,21 @@ def record_energy(model: nn.Module, batch: int, steps: int) -> Iterator[EnergyRe
                 n = neurons.setdefault(name, [0, 0])
                 n[0] += int((out != 0).sum())
                 n[1] += out.numel()
+                top = float(out.detach().abs().max()) if out.numel() else 0.0
+                amplitude[0] = top if top > 0 else None
+                fed[0] = fed[0] or not tallies
         return hook
+
+    def scaled_hook(mod: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        amplitude[0] = float(mod.spike_amplitude)
 
     handles = []
     for name, m in model.named_modules():
         label = name or type(m).__name__
         if is_spiking_neuron(m):
             handles.append(m.register_forward_hook(neuron_hook(label)))
+        elif getattr(m, "spike_amplitude", None):
+            handles.append(m.register_forward_hook(scaled_hook))
         elif isinstance(m, SYNAPSES):
             handles.append(m.register_forward_hook(syn_hook(label)))
     try:

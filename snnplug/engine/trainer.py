@@ -67,7 +67,9 @@ class TrainResult:
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
-    peak_memory_mb: float = 0.0  # peak resident memory of the process (see callbacks.PeakMemory)
+    #: allocator peak of the training steps in MiB, from a :class:`~snnplug.engine.callbacks.PeakMemory`
+    #: callback (pass one in ``callbacks``); None when none was given
+    peak_memory_mb: float | None = None
     train_cpu_seconds: float = 0.0
     steps: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)  # what callbacks recorded
@@ -97,12 +99,9 @@ class _SigtermFlag:
             self._old = None
 
 
-def _peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
+def _peak_memory_mb(metrics: dict[str, Any]) -> float | None:
+    peak = metrics.get("peak_memory_bytes")
+    return None if peak is None else peak / 2 ** 20
 
 
 def _layout_mismatch(dataset: str, frames: bool) -> str:
@@ -384,7 +383,7 @@ def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = 
             sigterm.restore()  # never leave the handler installed in the caller's process
         ckpt.release()
     return TrainResult(model=model, history=state.history, train_seconds=state.train_seconds,
-                       peak_memory_mb=_peak_rss_mb(), train_cpu_seconds=state.train_cpu_seconds,
+                       peak_memory_mb=_peak_memory_mb(state.metrics), train_cpu_seconds=state.train_cpu_seconds,
                        steps=state.global_step, metrics=state.metrics)
 
 

@@ -87,4 +87,5 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
     return [StrategyPlugin(name="bntt", factory=bntt_strategy, paper=PAPER, in_default_run=True,
+                           run_settings={"T": 12}, run_epochs=3, shared_backbone=True,
                            summary="BNTT SNN: Poisson input, BNTT+LIF, accumulating output, γ early exit")]

@@ -44,8 +44,6 @@ class BNTTStrategy(Strategy):
 
     name = "bntt"
     default_epochs = 3
-    #: ``snnplug run`` (:class:`snnplug.strategies.Reporting`): the paper's settings suit short runs
-    quick_overrides: dict[str, Any] = {}
 
     def __init__(self, *, T: int = 25, frames: bool = False, leak: float = 0.99, v_threshold: float = 1.0,
                  surrogate_alpha: float = 0.3, eps: float = 1e-4, momentum: float = 0.1,

@@ -106,4 +106,5 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
     return [StrategyPlugin(name="dsr", factory=dsr_strategy, paper=PAPER, in_default_run=True,
+                           run_settings={}, run_epochs=3, shared_backbone=True,
                            summary="DSR: spiking forward, T-independent representation backward")]

@@ -80,6 +80,7 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
     return [StrategyPlugin(name="noise", factory=noise_strategy, paper=PAPER, in_default_run=True,
+                           run_settings={"lr": 1e-3}, run_epochs=10, shared_backbone=True,
                            summary="single-step (T=1) training with membrane noise; MSE, Adam")]
 
 

@@ -12,6 +12,7 @@ beta 0.5) with seeded noise, restoring the model's settings afterwards.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -38,15 +39,13 @@ class NoiseStrategy(Strategy):
 
     name = "noise"
     default_epochs = 200  # paper, Table 1 (Fashion-MNIST)
-    #: few-epoch runs (``snnplug run``): the paper's lr 1e-4 is tuned for 200 epochs
-    quick_overrides: dict[str, Any] = {"lr": 1e-3}
 
     def __init__(self, *, T: int = 1, frames: bool = False, lr: float = 1e-4, noise: str = "gaussian",
                  noise_low: float = 0.0, noise_high: float = 1.0, noise_std: float | None = None,
                  decay: float = 0.5, v_threshold: float = 1.0, surrogate_a: float = PAPER_A,
                  hidden: int = 512, pool: int = 2, eval_stage: int = 3, eval_T: int = 10,
                  alpha: float = 4.0, beta: float = 0.5, seed: int = 0,
-                 restart_epochs: int = 100) -> None:
+                 restart_epochs: int = 100, channels: Sequence[int] | None = None) -> None:
         super().__init__(T=T, frames=frames)
         self.lr = as_float("lr", lr, positive=True)
         self.hidden = _pos_int("hidden", hidden)
@@ -60,6 +59,7 @@ class NoiseStrategy(Strategy):
             raise TypeError("seed must be a non-negative int (it seeds the inference noise)")
         self.seed = seed_
         self.restart_epochs = _pos_int("restart_epochs", restart_epochs)
+        self.channels = None if channels is None else tuple(_pos_int("channels", int(c)) for c in channels)
         self._neuron_kw: dict[str, Any] = dict(
             decay=decay, v_threshold=v_threshold, surrogate_a=surrogate_a, noise=noise,
             noise_low=noise_low, noise_high=noise_high, noise_std=noise_std,
@@ -75,7 +75,8 @@ class NoiseStrategy(Strategy):
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "frames": self.frames, "lr": self.lr, **self._neuron_kw, "hidden": self.hidden,
                 "pool": self.pool, "eval_stage": self.eval_stage, "eval_T": self.eval_T,
-                "seed": self.seed, "restart_epochs": self.restart_epochs}
+                "seed": self.seed, "restart_epochs": self.restart_epochs,
+                "channels": None if self.channels is None else list(self.channels)}
 
     def make_node(self) -> NoisyLIFNode:
         """A stage-1 noisy LIF neuron with this strategy's settings (any sequence length)."""
@@ -85,11 +86,18 @@ class NoiseStrategy(Strategy):
         """``AP2-512FC-10FC`` (paper, Table 1) with noisy LIF after both FC layers.
 
         ``input_shape`` ``(C, H, W)``: pooled by ``pool`` (skipped when H or W < pool);
-        ``(F,)``: no pooling. Output ``[T, B, num_classes]`` spikes.
+        ``(F,)``: no pooling. Output ``[T, B, num_classes]`` spikes. With ``channels``: the shared
+        backbone :func:`snnplug.models.backbone` (conv blocks of ``channels``, ``hidden`` units,
+        batch norm) with noisy LIF neurons and a noisy LIF output layer instead.
         """
-        from snnplug.models import mlp
+        from snnplug.models import backbone, mlp
 
         shape = tuple(int(s) for s in input_shape)
+        if self.channels is not None:
+            net = backbone(shape, _pos_int("num_classes", num_classes), node=self.make_node,
+                           channels=self.channels, hidden=self.hidden)
+            net.append(self.make_node())
+            return net
         if len(shape) == 3:
             c, h, w = shape
             pool = self.pool if min(h, w) >= self.pool else 1
@@ -169,4 +177,4 @@ class NoiseStrategy(Strategy):
             except ValueError:  # alpha = 2 is not allowed for a narrower noise range
                 continue
             series[label] = (rates.argmax(-1) == y).float().mean(1).tolist()
-        return {"noise: accuracy vs t after conversion": series}
+        return {"accuracy vs t after conversion": series}

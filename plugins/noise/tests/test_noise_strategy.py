@@ -221,7 +221,7 @@ def test_noise_statistics_per_layer() -> None:
     assert not torch.equal(nodes[0].last_noise[0], nodes[1].last_noise[0])  # seeds seed, seed + 1
 
 
-def test_report_series_and_quick_overrides() -> None:
+def test_report_series_and_run_settings() -> None:
     s = _strategy(eval_T=4, seed=1)
     m = s.build_model((1, 8, 8), 10)
     x, y = torch.rand(32, 1, 8, 8) * 3, torch.arange(32) % 10
@@ -232,4 +232,7 @@ def test_report_series_and_quick_overrides() -> None:
     expected = (s.predict_anytime(m, x).argmax(-1) == y).float().mean(1).tolist()
     assert series["stage 3 (alpha=4)"] == expected
     assert all(n.stage == 1 and n.seed is None for n in noisy_nodes(m))
-    assert _strategy(**NoiseStrategy.quick_overrides).lr == 1e-3
+    from snnplug.registry import get_registry
+
+    rec = get_registry().get("strategy", "noise")
+    assert rec.shared_backbone and _strategy(**rec.run_settings).lr == 1e-3

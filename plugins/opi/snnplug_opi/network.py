@@ -45,6 +45,11 @@ class SpikingActivation(nn.Module):
         s = self.node(x_seq) if self.node.step_mode == "m" else self.node.multi_step_forward(x_seq)
         return (s * self.scale).reshape(x.shape)
 
+    @property
+    def spike_amplitude(self) -> float:
+        """The amplitude of the spikes this module outputs (θ), for the energy count's event rate."""
+        return self.scale
+
     def extra_repr(self) -> str:
         return f"scale={self.scale:.4g}"
 

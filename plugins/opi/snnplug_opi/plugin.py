@@ -60,6 +60,7 @@ def snnplug_neurons() -> list[NeuronPlugin]:
 @hookimpl
 def snnplug_training_strategies() -> list[StrategyPlugin]:
     return [StrategyPlugin(name="opi-ann", factory=strategy_factory, paper=PAPER, in_default_run=True,
+                           run_settings={}, run_epochs=3, shared_backbone=True,
                            summary="train a clip(x, 0, λ) ANN (trainable λ, avg pooling) for OPI conversion")]
 
 

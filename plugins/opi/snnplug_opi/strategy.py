@@ -8,6 +8,7 @@ ANN; ``forward``/``predict``/``predict_anytime`` always run the network that is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -43,11 +44,10 @@ class OPIANNStrategy(Strategy):
 
     name = "opi-ann"
     default_epochs = 10
-    #: ``snnplug run`` (:class:`snnplug.strategies.Reporting`): the paper's settings suit short runs
-    quick_overrides: dict[str, Any] = {}
 
     def __init__(self, *, T: int = 16, frames: bool = False, init_upper: float = 4.0, min_upper: float = 1e-3,
-                 upper_weight_decay: float = 1e-3, v_init: float = 0.5) -> None:
+                 upper_weight_decay: float = 1e-3, v_init: float = 0.5, channels: Sequence[int] = (32, 64),
+                 hidden: int | None = None) -> None:
         super().__init__(T=T, frames=frames)
         if frames:
             raise SnnplugError("opi-ann trains an ANN on static images [B, ...]; event frames are not supported")
@@ -55,25 +55,30 @@ class OPIANNStrategy(Strategy):
         self.min_upper = as_float("min_upper", min_upper, positive=True)
         self.upper_weight_decay = as_float("upper_weight_decay", upper_weight_decay, lo=0.0)
         self.v_init = as_float("v_init", v_init, lo=0.0, hi=1.0)
+        self.channels = tuple(as_steps("channels", c) for c in channels)
+        self.hidden = None if hidden is None else as_steps("hidden", hidden)
         self._snn_cache: tuple[Any, nn.Module] | None = None
 
     def config(self) -> dict[str, Any]:
         return {"T": self.T, "frames": self.frames, "init_upper": self.init_upper, "min_upper": self.min_upper,
-                "upper_weight_decay": self.upper_weight_decay, "v_init": self.v_init}
+                "upper_weight_decay": self.upper_weight_decay, "v_init": self.v_init,
+                "channels": list(self.channels), "hidden": self.hidden}
 
     def _clip(self) -> ClipReLU:
         return ClipReLU(self.init_upper, min_upper=self.min_upper)
 
     # -- construction ----------------------------------------------------------------------
     def build_model(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-        """Images ``(C, H, W)``: :func:`snnplug.models.convnet` (conv-BN-clip blocks, 2x2 average
-        pooling); flat ``(F,)``: :func:`snnplug.models.mlp`."""
+        """Images ``(C, H, W)``: :func:`snnplug.models.convnet` (conv-BN-clip blocks of ``channels``,
+        2x2 average pooling, ``hidden`` units, default 128); flat ``(F,)``: :func:`snnplug.models.mlp`
+        (one hidden layer of ``hidden`` units, default 512)."""
         from snnplug.models import convnet, mlp
 
         if len(input_shape) == 3:
-            return convnet(input_shape, num_classes, activation=self._clip, pool="avg")
+            return convnet(input_shape, num_classes, activation=self._clip, pool="avg", channels=self.channels,
+                           hidden=self.hidden or 128)
         if len(input_shape) == 1:
-            return mlp(int(input_shape[0]), num_classes, activation=self._clip)
+            return mlp(int(input_shape[0]), num_classes, activation=self._clip, hidden=(self.hidden or 512,))
         raise ValueError(f"opi-ann builds models for (C, H, W) or (F,) inputs, got {tuple(input_shape)}")
 
     def prepare(self, model: nn.Module) -> nn.Module:
