@@ -73,3 +73,29 @@ def test_epoch_lines_give_accuracy_in_percent():
     assert len(lines) == 2 and lines[1].startswith("plain epoch 2/2: loss ")
     acc = float(lines[1].split("train acc ")[1].split("%")[0])
     assert 0.0 <= acc <= 100.0 and "test acc T=1: " in lines[1] and lines[1].endswith(" s")
+
+
+class _FailsAtStep2(_Plain):
+    """Raises inside the second training step, while the profiler still measures."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.calls = 0
+
+    def loss(self, model, x, y):
+        self.calls += 1
+        if self.calls == 2:
+            raise ValueError("broken batch")
+        return super().loss(model, x, y)
+
+
+def test_training_that_raises_leaves_no_profiler_running():
+    model = nn.Linear(8, 3)
+    with pytest.raises(ValueError, match="broken batch"):
+        train(_FailsAtStep2(T=1), model, (torch.rand(32, 8), torch.arange(32) % 3),
+              TrainConfig(epochs=1, batch_size=8, progress=False), callbacks=[PeakMemory(cpu_steps=3)])
+    assert not torch.autograd.profiler._is_profiler_enabled
+    # and a new measurement can start at once
+    res = train(_Plain(T=1), model, (torch.rand(16, 8), torch.arange(16) % 3),
+                TrainConfig(epochs=1, batch_size=8, progress=False), callbacks=[PeakMemory(cpu_steps=2)])
+    assert res.peak_memory_mb is not None

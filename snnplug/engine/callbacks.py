@@ -7,6 +7,8 @@ A callback is any object with some of these methods (all optional), called with 
     on_step(state)          after every optimizer step (state.loss: that step's loss)
     on_epoch(state)         after an epoch and its evaluation (state.history[-1])
     on_train_end(state)     after the last step, unless training raised
+    on_train_abort(state)   when training raised (then the exception propagates): release
+                            what on_train_start acquired
 
 Setting ``state.stop = True`` ends training after the current step (like ``max_steps``: the
 position is checkpointed, the epoch's evaluation is skipped). Callbacks put their results in
@@ -129,6 +131,13 @@ class PeakMemory:
             prof.stop()
             state.metrics["peak_memory_bytes"] = allocator_peak(prof)
         state.metrics["peak_memory_steps"] = self._steps
+
+    def on_train_abort(self, state: TrainState) -> None:
+        """Training raised: stop the profiler (no figure is recorded)."""
+        prof, self._prof = self._prof, None
+        if prof is not None:
+            with _quiet_stderr():
+                prof.stop()
 
     def on_train_end(self, state: TrainState) -> None:
         dev = self._device(state)

@@ -378,6 +378,9 @@ def train(strategy: Any, model: nn.Module, data: Any, cfg: TrainConfig | None = 
         skip = ckpt.restore(len(loader)) if cfg.resume else 0
         sigterm = _SigtermFlag(enabled=ckpt.path is not None)
         _loop(state, loader, test_batches, own_loader, gen, skip, ckpt, list(callbacks), sigterm)
+    except BaseException:
+        call(list(callbacks), "on_train_abort", state)
+        raise
     finally:
         if sigterm is not None:
             sigterm.restore()  # never leave the handler installed in the caller's process
