@@ -20,6 +20,18 @@ from snnplug.checks import MAX_STEPS
 EXIT_ERROR = 2
 
 
+class DefaultsHelp(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's layout and appends ``(default: X)`` to every option with a
+    default (options whose default is worded in their help say it there)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
     """``argparse`` whose errors are one line (``snnplug train: error: ...``), exit status 2."""
 

@@ -31,23 +31,11 @@ from typing import Any
 SCHEMA_VERSION = 2
 
 
-class _Help(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's layout and appends ``(default: X)`` to every option with a
-    default (options whose default is worded in their help say it there)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if ("default" in text or action.default is None or action.default is False
-                or action.default == argparse.SUPPRESS or not action.option_strings):
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 def _parser() -> argparse.ArgumentParser:
     from snnplug import cliargs as ca
 
     p = ca.Parser(prog="snnplug run", description=(__doc__ or "").replace("``", ""),
-                  formatter_class=_Help)
+                  formatter_class=ca.DefaultsHelp)
     p.add_argument("--dataset", default="digits", help="digits | fashion-mnist | mnist-idx | FOLDER | torchvision:NAME | tonic:NAME")
     p.add_argument("--data-root", default=None, help="folder holding the dataset files (default: the dataset's own place)")
     p.add_argument("--methods", default=None, help="comma-separated strategies (default: those registered with in_default_run)")
