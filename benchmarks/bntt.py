@@ -207,7 +207,9 @@ def select_budget(b: Budget, resume: bool) -> tuple[dict[str, int], str, dict]:
     chosen = {n: max(b.candidates, key=lambda e: (runs[(n, e)]["val_curve"][-1], -e)) for n in NORMS}
     rows = [[NORMS[n], e, runs[(n, e)]["steps"], f"{100 * runs[(n, e)]['val_curve'][-1]:.2f}",
              "**chosen**" if chosen[n] == e else ""] for n in NORMS for e in b.candidates]
-    body = (f"Seed 0, every candidate budget, scored on images {VAL[0]}-{VAL[0] + b.val - 1} of the training "
+    fixed = (f"One budget given (`--epochs {b.candidates[0]}`), not chosen here; shown for reference. "
+             if len(b.candidates) == 1 else "")
+    body = (fixed + f"Seed 0, every candidate budget, scored on images {VAL[0]}-{VAL[0] + b.val - 1} of the training "
             f"file (validation, never trained on); per normalisation the budget with the best validation "
             f"accuracy at T={b.T} (ties: the shorter):\n\n"
             + table(["normalisation", "epochs", "SGD steps", f"validation accuracy at T={b.T} (%)", ""], rows))
@@ -322,14 +324,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="reduced run (a few minutes)")
     ap.add_argument("--resume", action="store_true", help="reuse runs an interrupted call finished")
     ap.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
+    ap.add_argument("--T", type=int, default=None, help="accuracy: another T (section bntt-T<T>)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="accuracy: one fixed budget instead of choosing among the candidates on validation")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.part == "speed":
         body, _ = bench_speed(args.quick)
         key, title = "bntt-speed", "BNTT layer speed against SpikingJelly"
     else:
-        body = accuracy_part(QUICK if args.quick else Budget(), args.resume)
+        b = QUICK if args.quick else Budget()
+        b = dataclasses.replace(b, T=args.T or b.T, candidates=(args.epochs,) if args.epochs else b.candidates)
+        body = accuracy_part(b, args.resume)
         key, title = "bntt", "BNTT (Kim & Panda 2021): BNTT vs BN, early exit, γ, energy (issue 21)"
+        if b.T != Budget.T and not args.quick:
+            key, title = f"bntt-T{b.T}", f"BNTT vs BN at T={b.T} (low latency, issue 21)"
     print(body)
     if not args.no_write:
         write_section(key, title + (" — quick run" if args.quick else ""), body)
