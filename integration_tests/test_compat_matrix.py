@@ -58,8 +58,6 @@ KNOWN_OPEN = {
         "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
     ("parametric_lif_net.CIFAR10Net (PLIF)", "strategy bntt"):
         "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
-    ("snnTorch tutorial 6 (convnet)", "strategy noise"):
-        "T=1 with the paper's Adam 1e-4: the output layer stays silent for 64 steps",
 }
 
 
