@@ -53,14 +53,7 @@ def expected(row: compat.Row, col: str) -> tuple[str, str]:
 
 #: cells measured not to train in the matrix's few steps, with the cause (docs/compatibility.md);
 #: strict xfail: a cell that starts working must be moved out of here
-KNOWN_OPEN = {
-    ("parametric_lif_net.FashionMNISTNet (PLIF)", "strategy bntt"):
-        "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
-    ("parametric_lif_net.CIFAR10Net (PLIF)", "strategy bntt"):
-        "signed Poisson input at T=4 leaves the voting output silent for 16 steps: loss stays ln 10",
-    ("snnTorch tutorial 6 (convnet)", "strategy noise"):
-        "T=1 with the paper's Adam 1e-4: the output layer stays silent for 64 steps",
-}
+KNOWN_OPEN: dict[tuple[str, str], str] = {}
 
 
 def _params():

@@ -85,10 +85,18 @@ class BNTTStrategy(Strategy):
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Replace the BatchNorm layers of a SpikingJelly multi-step model by BNTT (``T``,
-        authors' eps/momentum). Neurons and readout are left as they are."""
+        authors' eps/momentum). The hidden neurons are left as they are; the readout neurons
+        (spiking layers after the last weight layer, :mod:`snnplug.readout`) become BNTT's
+        accumulating output layer (:func:`_accumulating_readout`); a BNTT layer feeding a
+        neuron that scales its input (``decay_input=True``: ``H = V + (X − V)/τ``) starts at
+        γ_t = τ (:func:`_gamma_for_input_scale`), so the neuron adds the normalised input unscaled
+        as BNTT's LIF does (eq. 4)."""
         from snnplug.surgery import apply
 
-        return apply(model, normalizer="bntt", T=self.T, normalizer_kwargs={"eps": self.eps, "momentum": self.momentum})
+        new = apply(model, normalizer="bntt", T=self.T, normalizer_kwargs={"eps": self.eps, "momentum": self.momentum})
+        _gamma_for_input_scale(new)
+        _accumulating_readout(new)
+        return new
 
     def optim_config(self) -> OptimConfig:
         lr = self.lr if self.lr is not None else PAPER_LR
@@ -157,3 +165,53 @@ def _ends_in_accumulator(model: nn.Module) -> bool:
     last = [m for m in model.modules() if isinstance(m, Accumulator) or is_spiking_neuron(m)]
     return bool(last) and isinstance(last[-1], Accumulator)
 
+
+
+def _gamma_for_input_scale(model: nn.Module) -> None:
+    """Initialise γ_t of every BNTT layer to ``1/input_scale`` of the first spiking neuron after
+    it (module order): BNTT's LIF adds the normalised input unscaled (Kim & Panda 2021, eq. 4),
+    a SpikingJelly ``LIFNode``/``ParametricLIFNode`` with ``decay_input=True`` scales it by 1/τ.
+    Measured on SpikingJelly's ``parametric_lif_net.FashionMNISTNet`` (τ = 2, T = 4, signed
+    Poisson input): the first two spiking layers fire 4.4% of the time with γ = 1, 16-18% with
+    γ = τ (docs/compatibility.md, KNOWN_OPEN of integration_tests/test_compat_matrix.py)."""
+    from snnplug.backends.spikingjelly import is_spiking_neuron
+    from snnplug.errors import SnnplugError
+    from snnplug.neuron_settings import read
+    from snnplug_bntt.neuron import BNTTLIFNode
+    from snnplug_bntt.norm import BNTT
+
+    pending: list[BNTT] = []
+    for m in model.modules():
+        if isinstance(m, BNTT):
+            pending.append(m)
+        elif is_spiking_neuron(m) and pending:
+            try:  # BNTT's own LIF adds x_t unscaled; a neuron snnplug cannot read keeps γ = 1
+                scale = 1.0 if isinstance(m, BNTTLIFNode) else read(m).input_scale
+            except (SnnplugError, AttributeError):
+                scale = 1.0
+            if scale > 0 and scale != 1.0:
+                with torch.no_grad():
+                    for bn in pending:
+                        bn.weight.mul_(1.0 / scale)
+            pending = []
+
+
+def _accumulating_readout(model: nn.Module) -> None:
+    """Replace the readout neurons by BNTT's output layer, :class:`~snnplug_bntt.neuron.Accumulator`
+    (Kim & Panda 2021, Algorithm 2 line 9: no spikes, ``u_t = u_{t−1} + x_t``), so the strategy's
+    readout ``u_T/T`` is the accumulated output potential as in the paper rather than a spike
+    count. Layers after them (e.g. SpikingJelly's ``VotingLayer``) stay. Measured on
+    ``parametric_lif_net.FashionMNISTNet``/``CIFAR10Net``: their spiking output layer stays silent
+    at initialisation (hidden FC layer firing < 0.6%), so a spike-count readout gives logits 0, the
+    loss stays at ln 10 and SGD moves nothing in 16 steps; with the accumulating output layer the
+    loss falls within 4-8 steps (``python integration_tests/compat_matrix.py``)."""
+    from snnplug.readout import readout_neurons
+    from snnplug_bntt.neuron import Accumulator
+
+    for path in readout_neurons(model).paths:
+        parent, _, leaf = path.rpartition(".")
+        owner = model.get_submodule(parent) if parent else model
+        old = owner.get_submodule(leaf)
+        if isinstance(old, Accumulator):
+            continue
+        setattr(owner, leaf, Accumulator(step_mode=getattr(old, "step_mode", "m")))

@@ -187,3 +187,43 @@ def test_report_gives_mean_gamma_per_layer_and_step():
     assert len(series) == len(layers) > 0
     for i, values in enumerate(series.values()):
         assert values == [float(t * (i + 1)) for t in range(1, 6)]
+
+
+def test_prepare_starts_gamma_at_tau_before_neurons_that_scale_their_input():
+    """BNTT's LIF adds the normalised input unscaled (eq. 4); LIFNode(decay_input=True) scales it
+    by 1/τ, so γ_t starts at τ there (1 before IF neurons and decay_input=False)."""
+    from spikingjelly.activation_based import layer, neuron
+
+    net = nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"), layer.BatchNorm2d(4, step_mode="m"),
+        neuron.ParametricLIFNode(init_tau=4.0, step_mode="m"),
+        layer.Conv2d(4, 4, 3, padding=1, step_mode="m"), layer.BatchNorm2d(4, step_mode="m"),
+        neuron.LIFNode(tau=2.0, decay_input=False, step_mode="m"),
+        layer.Conv2d(4, 4, 3, padding=1, step_mode="m"), layer.BatchNorm2d(4, step_mode="m"),
+        neuron.IFNode(step_mode="m"), layer.Flatten(step_mode="m"), layer.Linear(4 * 16, 3, step_mode="m"))
+    prepared = _small_strategy(T=3).prepare(net)
+    gammas = [m.weight for m in prepared.modules() if isinstance(m, BNTT)]
+    assert [tuple(g.shape) for g in gammas] == [(3, 4)] * 3
+    assert torch.allclose(gammas[0], torch.full((3, 4), 4.0))
+    assert torch.equal(gammas[1], torch.ones(3, 4)) and torch.equal(gammas[2], torch.ones(3, 4))
+
+
+def test_prepare_makes_the_readout_neurons_accumulate_as_the_papers_output_layer():
+    """A subthreshold output (bias 0.2, θ = 1, T = 4: an IF readout never spikes, logits 0) reads
+    out as the accumulated potential u_T/T = 0.2 (Algorithm 2 line 9); the VotingLayer after it stays."""
+    from spikingjelly.activation_based import layer, neuron
+
+    head = layer.Linear(4 * 16, 6, step_mode="m")
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(0.2)
+    net = nn.Sequential(
+        layer.Conv2d(1, 4, 3, padding=1, step_mode="m"), layer.BatchNorm2d(4, step_mode="m"),
+        neuron.IFNode(step_mode="m"), layer.Flatten(step_mode="m"), head, neuron.IFNode(step_mode="m"),
+        layer.VotingLayer(2, step_mode="m"))
+    s = _small_strategy(T=4)
+    prepared = s.prepare(net)
+    assert isinstance(prepared[5], Accumulator) and isinstance(prepared[6], layer.VotingLayer)
+    assert isinstance(prepared[2], neuron.IFNode)  # hidden neurons kept
+    logits = s.forward(prepared, torch.rand(3, 1, 4, 4))
+    assert torch.allclose(logits, torch.full((3, 3), 0.2))

@@ -102,6 +102,17 @@ def test_optimizer_is_adam_with_warm_restarts() -> None:
     assert opt2.param_groups[0]["lr"] == pytest.approx(1e-3)
 
 
+def test_user_models_get_adam_1e_3_unless_lr_is_given() -> None:
+    from spikingjelly.activation_based import neuron
+
+    user = _strategy().prepare(nn.Sequential(nn.Flatten(), nn.Linear(16, 10), neuron.IFNode(step_mode="m")))
+    opt, _ = _strategy().make_optimizer(user, 1, 5)
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+    opt2, _ = _strategy(lr=2e-4).make_optimizer(user, 1, 5)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(2e-4)
+    assert _strategy().optim_config().lr == pytest.approx(1e-4)  # the paper's, as the trainer reads it
+
+
 def test_config_rebuilds_the_strategy() -> None:
     s = _strategy(noise="uniform", lr=1e-3, alpha=8.0, hidden=64, seed=5)
     assert NoiseStrategy(**s.config()).config() == s.config()
