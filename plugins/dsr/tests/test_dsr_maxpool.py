@@ -39,11 +39,18 @@ def test_equals_torch_per_step_backward_for_a_gradient_constant_in_time(k, s, p,
     T = 7
     g = torch.Generator().manual_seed(k * 10 + s)
     x = (torch.rand(T, 2, 3, 9, 9, generator=g) < 0.3).double() * 0.5  # binary spikes, many ties
-    G = torch.randn(2, 3, *F.max_pool2d(x[0], k, s, p, ceil_mode=ceil).shape[-2:], generator=g,
-                    dtype=torch.float64)
-    pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    _replay_matches_torch(x, nn.MaxPool2d(k, s, p, ceil_mode=ceil), F.max_pool2d, g)
+
+
+def _replay_matches_torch(x: torch.Tensor, pool: nn.Module, fn, g: torch.Generator) -> None:
+    """Max pooling replayed in representation space (recorded in two chunks) gives the mean of
+    torch's per-step outputs, and for a gradient G/T at every step the gradient torch's per-step
+    backward sums to."""
+    T = x.shape[0]
     xr = x.clone().requires_grad_()
-    y = F.max_pool2d(xr.flatten(0, 1), k, s, p, ceil_mode=ceil).view(T, 2, 3, *G.shape[-2:])
+    y = fn(xr.flatten(0, 1), pool.kernel_size, pool.stride, pool.padding, ceil_mode=pool.ceil_mode)
+    y = y.view(*x.shape[:3], *y.shape[2:])
+    G = torch.randn(*y.shape[1:], generator=g, dtype=torch.float64)
     (y * (G / T)).sum().backward()  # the same gradient G/T at every step
     per_step = xr.grad.sum(0)
 
@@ -104,23 +111,7 @@ def test_1d_and_3d_equal_torch_per_step_backward_for_a_gradient_constant_in_time
     size = (11,) if d == 1 else (5, 6, 7)
     x = (torch.rand(T, 2, 3, *size, generator=g) < 0.3).double() * 0.5
     fn = F.max_pool1d if d == 1 else F.max_pool3d
-    pool = (nn.MaxPool1d if d == 1 else nn.MaxPool3d)(k, s, p, ceil_mode=ceil)
-    xr = x.clone().requires_grad_()
-    y = fn(xr.flatten(0, 1), k, s, p, ceil_mode=ceil)
-    y = y.view(T, 2, 3, *y.shape[2:])
-    G = torch.randn(2, 3, *y.shape[3:], generator=g, dtype=torch.float64)
-    (y * (G / T)).sum().backward()
-    per_step = xr.grad.sum(0)
-
-    rec = MaxPoolRecord(PoolGeometry.of(pool), T)
-    rec.add(x[:4])
-    rec.add(x[4:])
-    x_rep = x.mean(0, keepdim=True).requires_grad_()
-    out = MaxPoolReplay.apply(x_rep, rec)
-    assert torch.equal(out[0], y.detach().mean(0))
-    out.backward(G.unsqueeze(0))
-    assert per_step.abs().sum() > 0
-    assert torch.allclose(x_rep.grad[0], per_step, rtol=0, atol=1e-14)
+    _replay_matches_torch(x, (nn.MaxPool1d if d == 1 else nn.MaxPool3d)(k, s, p, ceil_mode=ceil), fn, g)
 
 
 def _pool_net_nd(T: int, d: int) -> nn.Sequential:
