@@ -104,6 +104,18 @@ def make_schedule(opt: torch.optim.Optimizer, cfg: OptimConfig, epochs: int, ste
     raise ValueError(f"unknown schedule {cfg.schedule!r}; choose one of {SCHEDULES}")
 
 
+def mark_reference(net: nn.Module) -> nn.Module:
+    """Mark ``net`` as the strategy's own reference network (built by ``build_model``), on which
+    the paper's optimizer settings apply; models users bring are unmarked."""
+    net.snnplug_reference = True
+    return net
+
+
+def is_reference(model: nn.Module) -> bool:
+    """Whether ``model`` was built by a strategy's ``build_model`` (:func:`mark_reference`)."""
+    return bool(getattr(model, "snnplug_reference", False))
+
+
 class Strategy:
     """Base strategy: direct input encoding, mean-over-time readout, cross-entropy loss.
 
@@ -113,6 +125,10 @@ class Strategy:
 
     name: str = "base"
     default_epochs: int = 10
+    #: learning rate on models the strategy did not build (:func:`is_reference` false), where the
+    #: paper's rate is unstable; None: :meth:`optim_config`'s rate everywhere. It applies only when
+    #: no rate was given, neither to :meth:`make_optimizer` nor as the strategy's ``lr`` setting.
+    user_model_lr: float | None = None
 
     def __init__(self, *, T: int = 4, frames: bool = False) -> None:
         self.T = as_steps("T", T)
@@ -153,8 +169,12 @@ class Strategy:
 
     def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
                        lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """The optimizer and schedule of :meth:`optim_config` (``lr`` overrides its rate)."""
+        """The optimizer and schedule of :meth:`optim_config` (``lr`` overrides its rate;
+        without one, :attr:`user_model_lr` applies on models the strategy did not build)."""
         cfg = self.optim_config()
+        if (lr is None and self.user_model_lr is not None and getattr(self, "lr", None) is None
+                and not is_reference(model)):
+            lr = self.user_model_lr
         if lr is not None:
             cfg.lr = float(lr)
         groups = self.param_groups(model, cfg)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from snnplug.checks import as_float, as_steps
-from snnplug.strategies import OptimConfig, Strategy
+from snnplug.strategies import OptimConfig, Strategy, mark_reference
 
 from snnplug_bntt.encoding import signed_poisson
 
@@ -44,6 +44,10 @@ class BNTTStrategy(Strategy):
 
     name = "bntt"
     default_epochs = 3
+    #: without an explicit lr: the paper's 0.1 on the reference network (:meth:`build_model`),
+    #: 0.01 on models the strategy did not build: 0.1 drives sew_resnet18's loss from 2.3 to 17
+    #: within 100 steps (``python benchmarks/zoo.py --stability``, docs/benchmarks.md zoo-stability*)
+    user_model_lr = USER_MODEL_LR
 
     def __init__(self, *, T: int = 25, frames: bool = False, leak: float = 0.99, v_threshold: float = 1.0,
                  surrogate_alpha: float = 0.3, eps: float = 1e-4, momentum: float = 0.1,
@@ -80,7 +84,7 @@ class BNTTStrategy(Strategy):
         net = bntt_convnet(input_shape, num_classes, T=self.T, leak=self.leak, v_threshold=self.v_threshold,
                            surrogate_alpha=self.surrogate_alpha, eps=self.eps, momentum=self.momentum,
                            channels=self.channels, hidden=self.hidden, norm=norm)
-        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
+        mark_reference(net)  # the paper's lr applies (make_optimizer)
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -102,15 +106,6 @@ class BNTTStrategy(Strategy):
         lr = self.lr if self.lr is not None else PAPER_LR
         return OptimConfig(name="sgd", lr=lr, momentum=0.9, weight_decay=self.weight_decay, schedule="cosine")
 
-    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
-                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """SGD as the paper; without an explicit lr, 0.1 (the paper's) on the reference network
-        (:meth:`build_model`) and ``USER_MODEL_LR`` (0.01) on models the strategy did not build:
-        0.1 drives sew_resnet18's loss from 2.3 to 17 within 100 steps
-        (``python benchmarks/zoo.py --stability``, docs/benchmarks.md sections zoo-stability*)."""
-        if lr is None and self.lr is None and not getattr(model, "snnplug_reference", False):
-            lr = USER_MODEL_LR
-        return super().make_optimizer(model, epochs, steps_per_epoch, lr)
 
     # -- running -------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, T: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ from torch import nn
 
 from snnplug.checks import as_float, as_steps
 from snnplug.errors import SnnplugError, TimeStepError
-from snnplug.strategies import OptimConfig, Strategy
+from snnplug.strategies import OptimConfig, Strategy, is_reference, mark_reference
 from snnplug.time_axis import driven
 
 from snnplug_dsr import presets
@@ -132,7 +132,7 @@ class DSRStrategy(Strategy):
             net = mlp(size, num_classes, hidden=(self.hidden,), node=self.make_node)
         if self.spike_output:
             net.append(self.make_node())
-        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
+        mark_reference(net)  # the paper's lr applies (make_optimizer)
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -167,7 +167,7 @@ class DSRStrategy(Strategy):
         within 100 steps, and so does SGD at 0.01 on spiking_resnet18, while Adam 1e-3 is stable
         (``python benchmarks/zoo.py --stability``, docs/benchmarks.md section zoo-stability), so
         a model the strategy did not build gets Adam 1e-3 unless ``optimizer``/``lr`` are given."""
-        cfg = self.optim_config(reference=bool(getattr(model, "snnplug_reference", False)))
+        cfg = self.optim_config(reference=is_reference(model))
         if lr is not None:
             cfg.lr = float(lr)
         groups = self.param_groups(model, cfg)

@@ -21,7 +21,7 @@ from torch import nn
 
 from snnplug.checks import as_float, as_steps
 from snnplug.errors import ShapeError, UnsupportedModuleError
-from snnplug.strategies import OptimConfig, Strategy
+from snnplug.strategies import OptimConfig, Strategy, mark_reference
 from snnplug_noise import noise as N
 from snnplug_noise.control import configured, noisy_nodes
 from snnplug_noise.neuron import NoisyLIFNode, check_seed, check_stage
@@ -44,6 +44,12 @@ class NoiseStrategy(Strategy):
 
     name = "noise"
     default_epochs = 200  # paper, Table 1 (Fashion-MNIST)
+    #: without an explicit lr: the paper's 1e-4 on the reference network (:meth:`build_model`),
+    #: 1e-3 on models the strategy did not build. Measured on snnTorch tutorial 6's convnet (no
+    #: normalisation, T=1): its pre-activations (std 0.07-0.22) stay far below θ = 1, only the
+    #: noise fires the neurons, and 64 Adam steps at 1e-4 leave the output rates at 0 (MSE stays
+    #: 0.1); at 1e-3 the loss falls within 16 steps (``python integration_tests/compat_matrix.py``)
+    user_model_lr = USER_MODEL_LR
 
     def __init__(self, *, T: int = 1, frames: bool = False, lr: float | None = None, noise: str = "gaussian",
                  noise_low: float = 0.0, noise_high: float = 1.0, noise_std: float | None = None,
@@ -102,7 +108,7 @@ class NoiseStrategy(Strategy):
             net = backbone(shape, _pos_int("num_classes", num_classes), node=self.make_node,
                            channels=self.channels, hidden=self.hidden)
             net.append(self.make_node())
-            net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
+            mark_reference(net)  # the paper's lr applies (make_optimizer)
             return net
         if len(shape) == 3:
             c, h, w = shape
@@ -115,7 +121,7 @@ class NoiseStrategy(Strategy):
         net = mlp(size, _pos_int("num_classes", num_classes), hidden=(self.hidden,),
                   node=self.make_node, pool=pool)
         net.append(self.make_node())
-        net.snnplug_reference = True  # the paper's lr applies (make_optimizer)
+        mark_reference(net)  # the paper's lr applies (make_optimizer)
         return net
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -135,17 +141,6 @@ class NoiseStrategy(Strategy):
         return OptimConfig(name="adam", lr=lr, weight_decay=0.0, schedule="cosine-warm-restarts",
                            restart_epochs=self.restart_epochs)
 
-    def make_optimizer(self, model: nn.Module, epochs: int, steps_per_epoch: int,
-                       lr: float | None = None) -> tuple[torch.optim.Optimizer, Any]:
-        """Adam as :meth:`optim_config`; without an explicit lr, the paper's 1e-4 on the reference
-        network (:meth:`build_model`) and ``USER_MODEL_LR`` (1e-3) on models the strategy did not
-        build. Measured on snnTorch tutorial 6's convnet (no normalisation, T=1): its
-        pre-activations (std 0.07-0.22) stay far below θ = 1, only the noise fires the neurons,
-        and 64 Adam steps at 1e-4 leave the output rates at 0 (MSE stays 0.1); at 1e-3 the loss
-        falls within 16 steps (``python integration_tests/compat_matrix.py``)."""
-        if lr is None and self.lr is None and not getattr(model, "snnplug_reference", False):
-            lr = USER_MODEL_LR
-        return super().make_optimizer(model, epochs, steps_per_epoch, lr)
 
     # -- running -----------------------------------------------------------------------
     def _require_nodes(self, model: nn.Module) -> None:
