@@ -35,7 +35,7 @@ def _pos_int(name: str, v: Any) -> int:
 
 
 PAPER_LR = 1e-4
-#: Adam's rate on models the strategy did not build (see :meth:`NoiseStrategy.make_optimizer`)
+#: Adam's rate on models the strategy did not build (see :attr:`NoiseStrategy.user_model_lr`)
 USER_MODEL_LR = 1e-3
 
 
