@@ -10,6 +10,7 @@ from torch import nn
 import snnplug
 from snnplug.data import load_dataset
 from snnplug.engine import TrainConfig, load_checkpoint, save_checkpoint, train
+from snnplug.engine.resume import config_difference
 from snnplug.engine.seed import seed_everything
 from snnplug.engine.energy import E_AC_PJ, E_MAC_PJ, ann_energy_uj_per_sample, record_energy
 from snnplug.errors import CheckpointError
@@ -74,9 +75,30 @@ def test_resume_with_other_options_is_refused(tmp_path):
     _run(tmp_path / "a", 1)
     s = snnplug.strategy("bptt", T=3)
     b = load_dataset("digits", limit=64)
-    with pytest.raises(CheckpointError, match="resume with the same options"):
+    with pytest.raises(CheckpointError, match=r"strategy options differ from this run's \(T was 2, now 3\); "
+                                              r"resume with the same options"):
         train(s, s.build_model(b.input_shape, b.num_classes), b,
               TrainConfig(epochs=2, out_dir=tmp_path / "a", resume=True, progress=False))
+
+
+def test_config_difference_counts_a_missing_option_as_none():
+    assert config_difference({"T": 2}, {"T": 2, "channels": None}) == []
+    assert config_difference({"T": 2, "gone": None}, {"T": 2}) == []
+    assert config_difference({"T": 2}, {"T": 3, "channels": [8]}) == [("T", 2, 3), ("channels", None, [8])]
+
+
+def test_a_run_checkpointed_before_an_option_existed_resumes(tmp_path):
+    """A checkpoint whose strategy config has an option this version no longer writes (or lacks
+    one it now writes) at None continues; the weights equal an uninterrupted run's."""
+    full = _run(tmp_path / "full", 2)
+    _run(tmp_path / "old", 2, max_steps=4)
+    path = tmp_path / "old" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    state["strategy_config"] = {**state["strategy_config"], "option_of_another_version": None}
+    save_checkpoint(path, {k: v for k, v in state.items() if k != "format"})
+    resumed = _run(tmp_path / "old", 2, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    assert _same_weights(full.model, resumed.model)
 
 
 class _Spiker(nn.Module):

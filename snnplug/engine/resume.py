@@ -4,7 +4,9 @@ A checkpoint records the run's identity (:func:`run_identity`): the dataset (its
 ``limit`` and a SHA-256 fingerprint of its tensors), the batch size, seed, learning rate and the
 epochs the run was planned for. :func:`restore` refuses to continue a run with any of them
 changed, naming the field and the option that restores it: the resumed run would otherwise be
-a different experiment with the old run's history.
+a different experiment with the old run's history. The strategy's options must match too
+(:func:`config_difference`; an option added since the checkpoint was written counts as its
+default ``None``, so older runs still resume).
 
 ``--epochs`` may change (extend a finished run, or shorten an unfinished one, but not below the
 epochs already done). The cosine learning-rate schedule is then *re-planned* over the new total:
@@ -93,14 +95,25 @@ def check_same_run(path: Path, old: dict[str, Any] | None, new: dict[str, Any]) 
             )
 
 
+def config_difference(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """The strategy options that differ between a checkpoint's config and this run's, as
+    ``(option, old, new)``. An option one side lacks counts as ``None``: an option added in a
+    later version defaults to ``None`` for "as before", so a run checkpointed before it existed
+    resumes as long as the option is left at that default."""
+    return [(k, old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys(), key=str)
+            if old.get(k) != new.get(k)]
+
+
 def restore(path: Path, strategy: Any, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
             run: dict[str, Any], steps_per_epoch: int) -> dict[str, Any]:
     """Load ``path`` into ``model``/``opt``/``sched`` after the checks above; the checkpoint's state."""
     state = load_checkpoint(path, strategy=strategy.name)
-    if state["strategy_config"] != strategy.config():
+    diff = config_difference(state["strategy_config"], strategy.config())
+    if diff:
         raise CheckpointError(
-            f"{path} was trained with {state['strategy_config']}, not {strategy.config()}; "
-            f"resume with the same options or use another output folder"
+            f"cannot resume {path}: its strategy options differ from this run's ("
+            + ", ".join(f"{k} was {a!r}, now {b!r}" for k, a, b in diff)
+            + "); resume with the same options or use another output folder"
         )
     old = state.get("run")
     check_same_run(path, old, run)
