@@ -13,6 +13,10 @@ accumulating output, T=25, SGD lr 0.1 momentum 0.9 wd 5e-4 cosine, batch 64.
    <= 0.5 points below the full-T validation accuracy) and applied once to the test set.
 3. The paper's Fig. 3: mean γ per BNTT layer and step after training (seed 0).
 4. Energy: the engine's 45 nm model (``snnplug.engine.energy``) against the same net as an ANN.
+5. The paper's Fig. 1: spike rate per spiking layer and step (seed 0 of each normalisation).
+
+``--norms`` adds the paper's own baseline, the same net without normalisation ("w.o. BNTT",
+Table 1); ``--channels`` a deeper conv stack; ``--T``/``--epochs`` another latency and budget.
 
 ``--part speed`` (section "bntt-speed"): forward+backward of the ``bntt`` layer against
 SpikingJelly's ``BatchNormThroughTime2d`` (same eps) at T=25; target <= 0.33x.
@@ -91,7 +95,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "bntt"
 VAL = (50000, 55000)  # validation images of the training file (never trained on)
 SEEDS = (0, 1, 2)
-NORMS = {"bntt": "BNTT (per-step γ and statistics)", "bn": "ordinary BatchNorm (shared over time)"}
+NORMS = {"bntt": "BNTT (per-step γ and statistics)", "bn": "ordinary BatchNorm (shared over time)",
+         "none": "no normalisation (the paper's 'w.o. BNTT')"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +135,27 @@ def energy_of(strategy, model, x: torch.Tensor, T: int) -> dict:
             "ann_pj": rep.ann_pj, "images": len(x)}
 
 
+@torch.no_grad()
+def rates_per_step(strategy, model, x: torch.Tensor, T: int) -> list[list[float]]:
+    """The paper's Fig. 1: spike rate of every spiking layer at every step, ``[layer][t]``
+    (spikes / neurons, inference mode, one simulation of ``x``)."""
+    from snnplug.backends.spikingjelly import is_spiking_neuron, reset
+
+    model.eval()
+    seqs: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seqs.append(out.detach().flatten(1).mean(1)))
+             for m in model.modules() if is_spiking_neuron(m)]
+    try:
+        torch.manual_seed(4000)
+        reset(model)
+        model(strategy.encode(x, T))
+    finally:
+        reset(model)
+        for h in hooks:
+            h.remove()
+    return [s.tolist() for s in seqs]
+
+
 def one_run(norm: str, seed: int, epochs: int, b: Budget) -> dict:
     """Train one net with the engine; accuracy after every step on validation and test."""
     from torch.utils.data import DataLoader, TensorDataset
@@ -158,6 +184,7 @@ def one_run(norm: str, seed: int, epochs: int, b: Budget) -> dict:
     if norm == "bntt":
         out["gamma"] = gamma_profile(model).tolist()
     out["energy"] = energy_of(st, model, test[0][:200], b.T)
+    out["rates_t"] = rates_per_step(st, model, test[0][:500], b.T)
     return out
 
 
@@ -201,12 +228,12 @@ def fixed_exit(val_curve: list[float], T: int) -> int:
     return next(t for t in range(1, T + 1) if 100 * (val_curve[-1] - val_curve[t - 1]) <= 0.5)
 
 
-def select_budget(b: Budget, resume: bool) -> tuple[dict[str, int], str, dict]:
+def select_budget(b: Budget, norms: tuple[str, ...], resume: bool) -> tuple[dict[str, int], str, dict]:
     """Seed-0 runs at every candidate budget; per normalisation the best validation accuracy."""
-    runs = {(n, e): cached_run(n, 0, e, b, resume) for e in b.candidates for n in NORMS}
-    chosen = {n: max(b.candidates, key=lambda e: (runs[(n, e)]["val_curve"][-1], -e)) for n in NORMS}
+    runs = {(n, e): cached_run(n, 0, e, b, resume) for e in b.candidates for n in norms}
+    chosen = {n: max(b.candidates, key=lambda e: (runs[(n, e)]["val_curve"][-1], -e)) for n in norms}
     rows = [[NORMS[n], e, runs[(n, e)]["steps"], f"{100 * runs[(n, e)]['val_curve'][-1]:.2f}",
-             "**chosen**" if chosen[n] == e else ""] for n in NORMS for e in b.candidates]
+             "**chosen**" if chosen[n] == e else ""] for n in norms for e in b.candidates]
     fixed = (f"One budget given (`--epochs {b.candidates[0]}`), not chosen here; shown for reference. "
              if len(b.candidates) == 1 else "")
     body = (fixed + f"Seed 0, every candidate budget, scored on images {VAL[0]}-{VAL[0] + b.val - 1} of the training "
@@ -216,8 +243,9 @@ def select_budget(b: Budget, resume: bool) -> tuple[dict[str, int], str, dict]:
     return chosen, body, runs
 
 
-def accuracy_rows(by: dict[str, list[dict]], T: int) -> tuple[list[list[str]], list[float]]:
-    """Test accuracy per normalisation (mean, sd, per seed, at a few t) and BNTT - BN per seed."""
+def accuracy_rows(by: dict[str, list[dict]], T: int) -> tuple[list[list[str]], dict[str, list[float]]]:
+    """Test accuracy per normalisation (mean, sd, per seed, at a few t) and, per other
+    normalisation, BNTT minus it per seed."""
     ts = sorted({t for t in (1, 2, 5, 10, 15, 20, T) if t <= T})
     rows = []
     for n, rs in by.items():
@@ -226,8 +254,9 @@ def accuracy_rows(by: dict[str, list[dict]], T: int) -> tuple[list[list[str]], l
                      if len(accs) > 1 else "", " / ".join(f"{a:.2f}" for a in accs)]
                     + [f"{statistics.mean(100 * r['test_curve'][t - 1] for r in rs):.2f}" for t in ts]
                     + [f"{statistics.mean(r['train_cpu_s'] for r in rs):.0f}"])
-    diff = [100 * (a["test_curve"][-1] - c["test_curve"][-1]) for a, c in zip(by["bntt"], by["bn"])]
-    return rows, diff
+    diffs = {n: [100 * (a["test_curve"][-1] - c["test_curve"][-1]) for a, c in zip(by["bntt"], rs, strict=True)]
+             for n, rs in by.items() if n != "bntt"}
+    return rows, diffs
 
 
 def early_exit_rows(rs: list[dict], T: int) -> tuple[list[list[str]], list[float], list[float]]:
@@ -264,12 +293,14 @@ def energy_section(by: dict[str, list[dict]], T: int, t_exit: float) -> tuple[st
             for l in e["layers"]]
     ratios = {n: [r["energy"]["ann_pj"] / r["energy"]["snn_pj"] for r in rs] for n, rs in by.items()}
     m = statistics.mean(ratios["bntt"])
+    others = "; ".join(f"{n.upper() if n == 'bn' else n} " + " / ".join(f"{v:.2f}x" for v in ratios[n])
+                       for n in by if n != "bntt")
     return (f"`snnplug.engine.energy` (45 nm: MAC 4.6 pJ, AC 0.9 pJ), {e['images']} test images, T={T}, "
             f"inference mode. BNTT seed 0, spike rates per neuron and step: "
             + ", ".join(f"{k}: {v:.4f}" for k, v in e["rates"].items()) + "\n\n"
             + table(["layer", "MACs/sample/step", "input event rate", "SNN µJ/sample", "ANN µJ/sample"], rows)
             + f"\n\nE_ANN / E_SNN at T={T}, per seed: BNTT " + " / ".join(f"{v:.2f}x" for v in ratios["bntt"])
-            + f" (mean **{m:.2f}x**), BN " + " / ".join(f"{v:.2f}x" for v in ratios["bn"])
+            + f" (mean **{m:.2f}x**); {others}"
             + f"; at the mean early-exit step {t_exit:.1f} about {m * T / t_exit:.2f}x (energy scaled by "
               f"steps, equal rates assumed). Paper (VGG9, CIFAR-10, T=25): 9.14x. The ANN pass costs "
               f"MACs x 4.6 pJ; the SNN pays 0.9 pJ per event per step, so at T={T} it wins only where the "
@@ -277,45 +308,75 @@ def energy_section(by: dict[str, list[dict]], T: int, t_exit: float) -> tuple[st
               f"Poisson spikes of the normalised image, so it counts as events too.", m)
 
 
-def accuracy_part(b: Budget, resume: bool) -> str:
+def rates_section(by: dict[str, list[dict]], T: int) -> str:
+    """The paper's Fig. 1 as a table: spike rate per spiking layer at a few steps, seed 0 of each
+    normalisation ('' when these runs predate the measurement)."""
+    if not all("rates_t" in rs[0] for rs in by.values()):
+        return ""
+    ts = sorted({t for t in (1, 2, 3, 5, 10, 15, 20, T) if t <= T})
+    rows = [[NORMS[n].split(" (")[0], f"spiking layer {i + 1}"] + [f"{row[t - 1]:.3f}" for t in ts]
+            for n, rs in by.items() for i, row in enumerate(rs[0]["rates_t"])]
+    return ("\n\n### 5. Spike rate per layer and step (the paper's Fig. 1)\n\nSeed 0 of each normalisation, "
+            "500 test images, inference mode: spikes / neurons of each spiking layer at step t.\n\n"
+            + table(["normalisation", "layer"] + [f"t={t}" for t in ts], rows))
+
+
+def layout(b: Budget) -> str:
+    """The net as text, e.g. ``conv8-pool-conv16-pool-fc128-fc10`` (pooling after the first two convs)."""
+    convs = [f"conv{c}" + ("-pool" if i < 2 else "") for i, c in enumerate(b.channels)]
+    return "-".join(convs + [f"fc{b.hidden}", "fc10"])
+
+
+def verdict_rows(diffs: dict[str, list[float]]) -> list[list[str]]:
+    """One summary row per comparison: BNTT minus BN / minus no normalisation, > 2 SE?"""
+    label = {"bn": "BN", "none": "no normalisation (the paper's Table 1 baseline)"}
+    rows = []
+    for n, d in diffs.items():
+        m, se = mean_se(d)
+        rows.append([f"BNTT > {label[n]} at equal T by more than two standard errors (test, 3 seeds)",
+                     f"{m:+.2f} ± {se:.2f} points", "met" if m > 2 * se else "**missed**"])
+    return rows
+
+
+def accuracy_part(b: Budget, resume: bool, norms: tuple[str, ...] = ("bntt", "bn")) -> str:
     """Budget selection, 3 seeds per normalisation, early exit, Fig. 3, energy -> Markdown."""
-    print(f"budget selection: {b}", flush=True)
-    chosen, sel_body, sel_runs = select_budget(b, resume)
+    print(f"budget selection: {b}, normalisations {norms}", flush=True)
+    chosen, sel_body, sel_runs = select_budget(b, norms, resume)
     by = {n: [sel_runs[(n, chosen[n])] if s == 0 else cached_run(n, s, chosen[n], b, resume) for s in SEEDS]
-          for n in NORMS}
-    rows, diff = accuracy_rows(by, b.T)
-    md, se = mean_se(diff)
+          for n in norms}
+    rows, diffs = accuracy_rows(by, b.T)
     ts = sorted({t for t in (1, 2, 5, 10, 15, 20, b.T) if t <= b.T})
     ee_rows, saved, loss = early_exit_rows(by["bntt"], b.T)
     g_body, g_spread = gamma_section(by["bntt"][0])
     t_exit = statistics.mean(b.T * (1 - s / 100) for s in saved)
     en_body, en = energy_section(by, b.T, t_exit)
-    ok_acc, ok_ee = md > 2 * se, statistics.mean(saved) >= 15 and statistics.mean(loss) <= 0.5
+    ok_ee = statistics.mean(saved) >= 15 and statistics.mean(loss) <= 0.5
     setting = (f"Fashion-MNIST: first {b.train} training images, batch {b.batch}, T={b.T}; signed Poisson input "
-               f"(fresh every step), conv{b.channels[0]}-pool-conv{b.channels[1]}-pool-fc{b.hidden}-fc10 with BNTT "
-               f"LIF neurons (leak 0.99, threshold 1, soft reset) and an accumulating output; SGD lr {b.lr} "
-               f"momentum 0.9 wd 5e-4 cosine; trained by `snnplug.engine.train`, one torch thread. 'BN' is the "
-               f"same net with SpikingJelly's BatchNorm2d/1d (one set of statistics and affine parameters "
-               f"shared by all steps). Test: {b.test or 10000} test images, scored once per run.")
-    summary = table(["target", "measured", "status"], [
-        ["BNTT > BN at equal T by more than two standard errors (test, 3 seeds)",
-         f"{md:+.2f} ± {se:.2f} points", "met" if ok_acc else "**missed**"],
+               f"(fresh every step), {layout(b)} with BNTT LIF neurons (leak 0.99, threshold 1, soft reset) and "
+               f"an accumulating output; SGD lr {b.lr} momentum 0.9 wd 5e-4 cosine; trained by "
+               f"`snnplug.engine.train`, one torch thread. 'BN' is the same net with SpikingJelly's "
+               f"BatchNorm2d/1d (one set of statistics and affine parameters shared by all steps); 'no "
+               f"normalisation' is the same net without any (conv/linear biases on). Test: {b.test or 10000} "
+               f"test images, scored once per run.")
+    summary = table(["target", "measured", "status"], verdict_rows(diffs) + [
         [">= 15% of steps saved for <= 0.5 points (threshold from validation, test)",
          f"{statistics.mean(saved):.0f}% saved, {statistics.mean(loss):+.2f} points (means over seeds)",
          "met" if ok_ee else "**missed**"],
         ["γ moves during training (Fig. 3)", f"profile spread {g_spread:.3f}", "reported"],
         ["energy vs the ANN", f"{en:.2f}x", "reported"]])
+    per_seed = "; ".join(f"BNTT minus {n.upper() if n == 'bn' else 'no normalisation'} per seed (same seed, same "
+                         f"batch order): {' / '.join(f'{v:+.2f}' for v in d)}, mean {mean_se(d)[0]:+.2f} ± "
+                         f"{mean_se(d)[1]:.2f}" for n, d in diffs.items())
     return ("### Summary\n\n" + summary + "\n\n### Setting\n\n" + setting + "\n\n### 1. Budget (validation split)\n\n"
             + sel_body + "\n\n### 2. Accuracy (test set, 3 seeds)\n\n"
             + table(["normalisation", "epochs", "mean test acc (%)", "sd", "per seed (0/1/2)"]
                     + [f"acc at t={t}" for t in ts] + ["train CPU s"], rows)
-            + f"\n\nBNTT minus BN per seed (same seed, same batch order): {' / '.join(f'{d:+.2f}' for d in diff)}; "
-              f"mean {md:+.2f} ± {se:.2f} (one standard error). One standard error of a single accuracy near "
+            + f"\n\n{per_seed} (± one standard error). One standard error of a single accuracy near "
               f"85% on {b.test or 10000} images is {100 * (0.85 * 0.15 / (b.test or 10000)) ** 0.5:.2f} points."
             + "\n\n### 3. Early exit (threshold from validation, applied once to test)\n\n"
             + table(["seed", "γ threshold", "exit step", "steps saved", "val loss (pt)", "test loss (pt)",
                      "reference: fixed exit step from val (no γ)", "its test loss (pt)"], ee_rows)
-            + "\n\n" + g_body + "\n\n### 4. Energy\n\n" + en_body)
+            + "\n\n" + g_body + "\n\n### 4. Energy\n\n" + en_body + rates_section(by, b.T))
 
 
 def main() -> None:
@@ -327,7 +388,15 @@ def main() -> None:
     ap.add_argument("--T", type=int, default=None, help="accuracy: another T (section bntt-T<T>)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="accuracy: one fixed budget instead of choosing among the candidates on validation")
+    ap.add_argument("--norms", default="bntt,bn,none",
+                    help="accuracy: normalisations compared with BNTT (bn: time-shared BatchNorm; none: the "
+                         "paper's 'w.o. BNTT')")
+    ap.add_argument("--channels", default=None,
+                    help="accuracy: conv channels, e.g. 8,16,32,32,32 for a deeper net (default 8,16)")
     args = ap.parse_args()
+    norms = tuple(n.strip() for n in args.norms.split(","))
+    if norms[0] != "bntt" or len(norms) < 2 or any(n not in NORMS for n in norms):
+        ap.error(f"--norms must start with bntt and add one or more of bn, none; got {args.norms!r}")
     torch.set_num_threads(1)
     if args.part == "speed":
         body, _ = bench_speed(args.quick)
@@ -335,9 +404,13 @@ def main() -> None:
     else:
         b = QUICK if args.quick else Budget()
         b = dataclasses.replace(b, T=args.T or b.T, candidates=(args.epochs,) if args.epochs else b.candidates)
-        body = accuracy_part(b, args.resume)
+        if args.channels:
+            b = dataclasses.replace(b, channels=tuple(int(c) for c in args.channels.split(",")))
+        body = accuracy_part(b, args.resume, norms)
         key, title = "bntt", "BNTT (Kim & Panda 2021): BNTT vs BN, early exit, γ, energy (issue 21)"
-        if b.T != Budget.T and not args.quick:
+        if b.channels != Budget.channels and not args.quick:
+            key, title = f"bntt-T{b.T}-{layout(b)}", f"BNTT vs BN at T={b.T} on a deeper net, {layout(b)} (issue 21)"
+        elif b.T != Budget.T and not args.quick:
             key, title = f"bntt-T{b.T}", f"BNTT vs BN at T={b.T} (low latency, issue 21)"
     print(body)
     if not args.no_write:
