@@ -18,10 +18,15 @@ accumulating output, T=25, SGD lr 0.1 momentum 0.9 wd 5e-4 cosine, batch 64.
 ``--norms`` adds the paper's own baseline, the same net without normalisation ("w.o. BNTT",
 Table 1); ``--channels`` a deeper conv stack; ``--T``/``--epochs`` another latency and budget.
 
+``--part gamma [--epochs 16]`` (section "bntt-gamma-T25"): BNTT alone, seed 0, trained longer
+than the accuracy protocol; the paper's Fig. 3 (mean γ per layer and step) after several epochs,
+next to what weight decay alone does to a γ without gradient.
+
 ``--part speed`` (section "bntt-speed"): forward+backward of the ``bntt`` layer against
 SpikingJelly's ``BatchNormThroughTime2d`` (same eps) at T=25; target <= 0.33x.
 
     python benchmarks/bntt.py --part accuracy [--resume]   # every finished run is cached
+    python benchmarks/bntt.py --part gamma --epochs 16 --resume
     python benchmarks/bntt.py --part speed
 """
 
@@ -190,7 +195,8 @@ def one_run(norm: str, seed: int, epochs: int, b: Budget) -> dict:
 
 def cached_run(norm: str, seed: int, epochs: int, b: Budget, resume: bool) -> dict:
     """:func:`one_run`, from benchmarks/.cache/bntt with ``--resume`` when it finished before."""
-    key = json.dumps([norm, seed, epochs, dataclasses.asdict(b)], sort_keys=True)
+    setting = {k: v for k, v in dataclasses.asdict(b).items() if k != "candidates"}  # a protocol choice, not the run's
+    key = json.dumps([norm, seed, epochs, setting], sort_keys=True)
     path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
     if resume and path.exists():
         r = json.loads(path.read_text())
@@ -379,9 +385,88 @@ def accuracy_part(b: Budget, resume: bool, norms: tuple[str, ...] = ("bntt", "bn
             + "\n\n" + g_body + "\n\n### 4. Energy\n\n" + en_body + rates_section(by, b.T))
 
 
+def decay_only(b: Budget, epochs: int, steps_per_epoch: int) -> list[float]:
+    """What weight decay alone does to a γ that starts at 1 and gets no gradient: the same SGD
+    (momentum 0.9, wd 5e-4) and cosine schedule on one scalar, its value after every epoch."""
+    from snnplug.strategies import make_schedule
+
+    st = make_strategy(b)
+    g = torch.nn.Parameter(torch.ones(()))
+    cfg = dataclasses.replace(st.optim_config(), lr=b.lr)
+    opt = torch.optim.SGD([g], lr=b.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = make_schedule(opt, cfg, epochs, steps_per_epoch)
+    out = []
+    for _ in range(epochs):
+        for _ in range(steps_per_epoch):
+            g.grad = torch.zeros(())
+            opt.step()
+            sched.step()
+        out.append(float(g.detach()))
+    return out
+
+
+def gamma_run(b: Budget, epochs: int, resume: bool) -> dict:
+    """BNTT only, seed 0, ``epochs`` epochs: γ per layer and step after every epoch (cached)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from snnplug.data import load_dataset
+    from snnplug.engine import TrainConfig, evaluate_anytime, train
+    from snnplug.engine.evaluate import batches
+    from snnplug_bntt.early_exit import gamma_profile
+
+    key = json.dumps(["gamma", epochs, dataclasses.asdict(b)], sort_keys=True)
+    path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+    if resume and path.exists():
+        return json.loads(path.read_text())
+    data = load_dataset("fashion-mnist")
+    X, Y = data.train.tensors
+    st = make_strategy(b)
+    torch.manual_seed(0)
+    model = st.build_model(data.input_shape, data.num_classes, norm="bntt")
+    loader = DataLoader(TensorDataset(X[: b.train], Y[: b.train]), batch_size=b.batch, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    profiles: list[list[list[float]]] = []
+
+    class Record:
+        def on_epoch(self, state) -> None:
+            profiles.append(gamma_profile(model).tolist())
+            print(f"  gamma run: epoch {len(profiles)}/{epochs}", flush=True)
+
+    res = train(st, model, loader, TrainConfig(epochs=epochs, seed=None, progress=False), callbacks=[Record()])
+    torch.manual_seed(2000)
+    test = data.test.tensors
+    out = {"epochs": epochs, "steps": res.steps, "steps_per_epoch": len(loader), "profiles": profiles,
+           "test_curve": evaluate_anytime(st, model, batches(test, 500), b.T), "train_cpu_s": res.train_cpu_seconds}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+def gamma_part(b: Budget, epochs: int, resume: bool) -> str:
+    """The paper's Fig. 3 after a longer run than the accuracy protocol's, next to weight decay alone."""
+    r = gamma_run(b, epochs, resume)
+    wd = decay_only(b, epochs, r["steps_per_epoch"])
+    ts = sorted({t for t in (1, 2, 3, 4, 5, 10, 15, 20, b.T) if t <= b.T})
+    shown = sorted({e for e in (1, 2, 4, 8, epochs) if e <= epochs})
+    rows = [[e, f"layer {i}"] + [f"{prof[i][t - 1]:.3f}" for t in ts] + [f"{wd[e - 1]:.3f}"]
+            for e in shown for i, prof in [(i, r["profiles"][e - 1]) for i in range(len(r["profiles"][e - 1]))]]
+    last = torch.tensor(r["profiles"][-1])
+    late = last[:, b.T // 2:]
+    return (f"BNTT only, seed 0, {layout(b)}, T={b.T}, the accuracy protocol's data and optimiser (SGD lr {b.lr}, "
+            f"momentum 0.9, wd 5e-4, cosine over {epochs} epochs, {r['steps']} steps, batch {b.batch}, first "
+            f"{b.train} training images). Mean γ per BNTT layer and step after some epochs (the paper's Fig. 3), "
+            f"and what weight decay alone predicts for a γ without gradient (same SGD and schedule on one "
+            f"scalar):\n\n"
+            + table(["epoch", "layer"] + [f"t={t}" for t in ts] + ["weight decay alone"], rows)
+            + f"\n\nAfter {epochs} epochs: test accuracy {100 * r['test_curve'][-1]:.2f}% at T={b.T} "
+              f"({100 * r['test_curve'][b.T // 2 - 1]:.2f}% at t={b.T // 2}); spread of γ over the steps "
+              f"t >= {b.T // 2 + 1} per layer: " + ", ".join(f"{float(row.max() - row.min()):.3f}" for row in late)
+            + f"; weight decay alone ends at {wd[-1]:.3f}. Training CPU {r['train_cpu_s']:.0f} s.")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--part", choices=("accuracy", "speed"), default="accuracy")
+    ap.add_argument("--part", choices=("accuracy", "speed", "gamma"), default="accuracy")
     ap.add_argument("--quick", action="store_true", help="reduced run (a few minutes)")
     ap.add_argument("--resume", action="store_true", help="reuse runs an interrupted call finished")
     ap.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
@@ -401,6 +486,12 @@ def main() -> None:
     if args.part == "speed":
         body, _ = bench_speed(args.quick)
         key, title = "bntt-speed", "BNTT layer speed against SpikingJelly"
+    elif args.part == "gamma":
+        b = QUICK if args.quick else Budget()
+        b = dataclasses.replace(b, T=args.T or b.T)
+        epochs = args.epochs or (2 if args.quick else 16)
+        body = gamma_part(b, epochs, args.resume)
+        key, title = f"bntt-gamma-T{b.T}", f"BNTT γ over time after {epochs} epochs (the paper's Fig. 3, issue 21)"
     else:
         b = QUICK if args.quick else Budget()
         b = dataclasses.replace(b, T=args.T or b.T, candidates=(args.epochs,) if args.epochs else b.candidates)
