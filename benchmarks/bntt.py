@@ -448,8 +448,8 @@ def gamma_part(b: Budget, epochs: int, resume: bool) -> str:
     wd = decay_only(b, epochs, r["steps_per_epoch"])
     ts = sorted({t for t in (1, 2, 3, 4, 5, 10, 15, 20, b.T) if t <= b.T})
     shown = sorted({e for e in (1, 2, 4, 8, epochs) if e <= epochs})
-    rows = [[e, f"layer {i}"] + [f"{prof[i][t - 1]:.3f}" for t in ts] + [f"{wd[e - 1]:.3f}"]
-            for e in shown for i, prof in [(i, r["profiles"][e - 1]) for i in range(len(r["profiles"][e - 1]))]]
+    rows = [[e, f"layer {i}"] + [f"{layer[t - 1]:.3f}" for t in ts] + [f"{wd[e - 1]:.3f}"]
+            for e in shown for i, layer in enumerate(r["profiles"][e - 1])]
     last = torch.tensor(r["profiles"][-1])
     late = last[:, b.T // 2:]
     return (f"BNTT only, seed 0, {layout(b)}, T={b.T}, the accuracy protocol's data and optimiser (SGD lr {b.lr}, "
