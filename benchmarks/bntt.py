@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import statistics
 import sys
@@ -44,6 +43,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cache  # noqa: E402
 from _report import table, write_section  # noqa: E402
 
 
@@ -197,15 +197,12 @@ def cached_run(norm: str, seed: int, epochs: int, b: Budget, resume: bool) -> di
     """:func:`one_run`, from benchmarks/.cache/bntt with ``--resume`` when it finished before."""
     setting = {k: v for k, v in dataclasses.asdict(b).items() if k != "candidates"}  # a protocol choice, not the run's
     key = json.dumps([norm, seed, epochs, setting], sort_keys=True)
-    path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+    path = _cache.cache_file(CACHE, key)
     if resume and path.exists():
-        r = json.loads(path.read_text())
+        r = _cache.load(path)
     else:
         r = one_run(norm, seed, epochs, b)
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(r))
-        tmp.replace(path)  # atomic: a killed run leaves no half-written result
+        _cache.save(path, r)
     print(f"  {norm} seed {seed} {epochs} ep: val {100 * r['val_curve'][-1]:.2f}%, test "
           f"{100 * r['test_curve'][-1]:.2f}% ({r['train_cpu_s']:.0f} s CPU training)", flush=True)
     return r
@@ -415,9 +412,9 @@ def gamma_run(b: Budget, epochs: int, resume: bool) -> dict:
     from snnplug_bntt.early_exit import gamma_profile
 
     key = json.dumps(["gamma", epochs, dataclasses.asdict(b)], sort_keys=True)
-    path = CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+    path = _cache.cache_file(CACHE, key)
     if resume and path.exists():
-        return json.loads(path.read_text())
+        return _cache.load(path)
     data = load_dataset("fashion-mnist")
     X, Y = data.train.tensors
     st = make_strategy(b)
@@ -437,8 +434,7 @@ def gamma_run(b: Budget, epochs: int, resume: bool) -> dict:
     test = data.test.tensors
     out = {"epochs": epochs, "steps": res.steps, "steps_per_epoch": len(loader), "profiles": profiles,
            "test_curve": evaluate_anytime(st, model, batches(test, 500), b.T), "train_cpu_s": res.train_cpu_seconds}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out))
+    _cache.save(path, out)
     return out
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import statistics
 import subprocess
@@ -29,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import _cache  # noqa: E402
 from _report import table  # benchmarks/ is on sys.path: this script's folder, or dsr.py's insert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def train_eval(run: Run, budget: Budget) -> dict[str, Any]:
 # -- orchestration -------------------------------------------------------------------------------
 def cache_file(run: Run, budget: Budget) -> Path:
     key = json.dumps([dataclasses.asdict(run), dataclasses.asdict(budget)], sort_keys=True)
-    return CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+    return _cache.cache_file(CACHE, key)
 
 
 def run_all(runs: list[tuple[str, Run]], budget: Budget, resume: bool) -> list[dict[str, Any]]:
@@ -153,17 +153,14 @@ def run_all(runs: list[tuple[str, Run]], budget: Budget, resume: bool) -> list[d
         label, run = item
         path = cache_file(run, budget)
         if resume and path.exists():
-            r = json.loads(path.read_text())
+            r = _cache.load(path)
             how = f"from {path.name}"
         else:
             cmd = [sys.executable, __file__, "--run", json.dumps(dataclasses.asdict(run)),
                    "--budget", json.dumps(dataclasses.asdict(budget))]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             r = json.loads(out.stdout.strip().splitlines()[-1])
-            CACHE.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(r))
-            tmp.replace(path)  # atomic: a killed run leaves no half-written result
+            _cache.save(path, r)
             how = f"{r['train_s']:.0f} s"
         print(f"  {label} seed {run.seed}: {r['acc']:.2f}% ({how}, Vth {r['hidden_vth']:.2f}/"
               f"{r['output_vth']:.2f})", flush=True)

@@ -26,7 +26,6 @@ Each run is its own process with one torch thread, cached in ``benchmarks/.cache
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import statistics
 import subprocess
@@ -34,6 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _cache
 from _report import table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,20 +120,17 @@ def train_eval(seed: int, backward: str, budget: Budget) -> dict[str, Any]:
 
 def _cache_file(seed: int, backward: str, budget: Budget) -> Path:
     key = json.dumps([seed, backward, dataclasses.asdict(budget)], sort_keys=True)
-    return CACHE / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".json")
+    return _cache.cache_file(CACHE, key)
 
 
 def _one(seed: int, backward: str, budget: Budget, resume: bool) -> dict[str, Any]:
     path = _cache_file(seed, backward, budget)
     if resume and path.exists():
-        return json.loads(path.read_text())
+        return _cache.load(path)
     cmd = [sys.executable, __file__, json.dumps([seed, backward, dataclasses.asdict(budget)])]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(r))
-    tmp.replace(path)  # atomic: a killed run leaves no half-written result
+    _cache.save(path, r)
     return r
 
 

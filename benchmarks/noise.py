@@ -28,7 +28,6 @@ Every finished (batch, seed) pair is cached in benchmarks/.cache/noise/ (a JSON 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
@@ -41,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _cache  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "noise"
@@ -210,15 +210,12 @@ def cached_pair(batch: int, seed: int, args: argparse.Namespace, bundle: Any) ->
     """:func:`pair`, from ``benchmarks/.cache/noise`` with ``--resume`` when it finished before."""
     key = json.dumps({"batch": batch, "seed": seed, "epochs": args.epochs, "lr": args.lr, "target": args.target,
                       "evals": args.evals_per_epoch, "limit": args.limit}, sort_keys=True)
-    path = CACHE / f"pair-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+    path = _cache.cache_file(CACHE, key, prefix="pair-")
     if args.resume and path.exists():
         print(f"batch {batch} seed {seed}: from {path.name}", flush=True)
-        return json.loads(path.read_text())
+        return _cache.load(path)
     r = pair(batch, seed, args, bundle)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(r))
-    tmp.replace(path)  # atomic: a killed run leaves no half-written result
+    _cache.save(path, r)
     return r
 
 
@@ -397,7 +394,7 @@ def ann_reference(bundle: Any, epochs: int, seed: int) -> dict[str, Any]:
 
     path = CACHE / f"ann-reference-e{epochs}-s{seed}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        return _cache.load(path)
 
     class ReluANN(Strategy):
         name = "relu-ann"
@@ -421,8 +418,7 @@ def ann_reference(bundle: Any, epochs: int, seed: int) -> dict[str, Any]:
     accs = [h["test_acc"].get(1, h["test_acc"].get("1")) for h in res.history]
     r = {"epochs": epochs, "final": accs[-1], "best": max(accs), "best_epoch": accs.index(max(accs)) + 1,
          "train_acc": res.history[-1]["train_acc"]}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(r))
+    _cache.save(path, r)
     return r
 
 
