@@ -102,6 +102,7 @@ VAL = (50000, 55000)  # validation images of the training file (never trained on
 SEEDS = (0, 1, 2)
 NORMS = {"bntt": "BNTT (per-step γ and statistics)", "bn": "ordinary BatchNorm (shared over time)",
          "none": "no normalisation (the paper's 'w.o. BNTT')"}
+SHORT = {"bntt": "BNTT", "bn": "BN", "none": "no normalisation"}  # in sentences
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,25 +162,35 @@ def rates_per_step(strategy, model, x: torch.Tensor, T: int) -> list[list[float]
     return [s.tolist() for s in seqs]
 
 
-def one_run(norm: str, seed: int, epochs: int, b: Budget) -> dict:
-    """Train one net with the engine; accuracy after every step on validation and test."""
+def train_net(norm: str, seed: int, epochs: int, b: Budget, callbacks: tuple = ()) -> tuple:
+    """One net of ``norm`` built and trained by the engine on the budget's images, seeded by
+    ``seed`` (weights and batch order): ``(strategy, model, train result, dataset)``."""
     from torch.utils.data import DataLoader, TensorDataset
 
     from snnplug.data import load_dataset
-    from snnplug.engine import TrainConfig, evaluate_anytime, train
-    from snnplug.engine.evaluate import batches
-    from snnplug_bntt.early_exit import gamma_profile
+    from snnplug.engine import TrainConfig, train
 
     data = load_dataset("fashion-mnist")
     X, Y = data.train.tensors
-    val = (X[VAL[0]:VAL[0] + b.val], Y[VAL[0]:VAL[0] + b.val])
-    test = tuple(t[: b.test or len(t)] for t in data.test.tensors)
     st = make_strategy(b)
     torch.manual_seed(seed)
     model = st.build_model(data.input_shape, data.num_classes, norm=norm)
     loader = DataLoader(TensorDataset(X[: b.train], Y[: b.train]), batch_size=b.batch, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    res = train(st, model, loader, TrainConfig(epochs=epochs, seed=None, progress=False))
+    res = train(st, model, loader, TrainConfig(epochs=epochs, seed=None, progress=False), callbacks=list(callbacks))
+    return st, model, res, data
+
+
+def one_run(norm: str, seed: int, epochs: int, b: Budget) -> dict:
+    """Train one net with the engine; accuracy after every step on validation and test."""
+    from snnplug.engine import evaluate_anytime
+    from snnplug.engine.evaluate import batches
+    from snnplug_bntt.early_exit import gamma_profile
+
+    st, model, res, data = train_net(norm, seed, epochs, b)
+    X, Y = data.train.tensors
+    val = (X[VAL[0]:VAL[0] + b.val], Y[VAL[0]:VAL[0] + b.val])
+    test = tuple(t[: b.test or len(t)] for t in data.test.tensors)
     out = {"norm": norm, "seed": seed, "epochs": epochs, "steps": res.steps, "train_s": res.train_seconds,
            "train_cpu_s": res.train_cpu_seconds}
     torch.manual_seed(1000 + seed)  # the Poisson input of the evaluation
@@ -296,7 +307,7 @@ def energy_section(by: dict[str, list[dict]], T: int, t_exit: float) -> tuple[st
             for l in e["layers"]]
     ratios = {n: [r["energy"]["ann_pj"] / r["energy"]["snn_pj"] for r in rs] for n, rs in by.items()}
     m = statistics.mean(ratios["bntt"])
-    others = "; ".join(f"{n.upper() if n == 'bn' else n} " + " / ".join(f"{v:.2f}x" for v in ratios[n])
+    others = "; ".join(f"{SHORT[n]} " + " / ".join(f"{v:.2f}x" for v in ratios[n])
                        for n in by if n != "bntt")
     return (f"`snnplug.engine.energy` (45 nm: MAC 4.6 pJ, AC 0.9 pJ), {e['images']} test images, T={T}, "
             f"inference mode. BNTT seed 0, spike rates per neuron and step: "
@@ -332,11 +343,11 @@ def layout(b: Budget) -> str:
 
 def verdict_rows(diffs: dict[str, list[float]]) -> list[list[str]]:
     """One summary row per comparison: BNTT minus BN / minus no normalisation, > 2 SE?"""
-    label = {"bn": "BN", "none": "no normalisation (the paper's Table 1 baseline)"}
     rows = []
     for n, d in diffs.items():
         m, se = mean_se(d)
-        rows.append([f"BNTT > {label[n]} at equal T by more than two standard errors (test, 3 seeds)",
+        baseline = " (the paper's Table 1 baseline)" if n == "none" else ""
+        rows.append([f"BNTT > {SHORT[n]}{baseline} at equal T by more than two standard errors (test, 3 seeds)",
                      f"{m:+.2f} ± {se:.2f} points", "met" if m > 2 * se else "**missed**"])
     return rows
 
@@ -367,7 +378,7 @@ def accuracy_part(b: Budget, resume: bool, norms: tuple[str, ...] = ("bntt", "bn
          "met" if ok_ee else "**missed**"],
         ["γ moves during training (Fig. 3)", f"profile spread {g_spread:.3f}", "reported"],
         ["energy vs the ANN", f"{en:.2f}x", "reported"]])
-    per_seed = "; ".join(f"BNTT minus {n.upper() if n == 'bn' else 'no normalisation'} per seed (same seed, same "
+    per_seed = "; ".join(f"BNTT minus {SHORT[n]} per seed (same seed, same "
                          f"batch order): {' / '.join(f'{v:+.2f}' for v in d)}, mean {mean_se(d)[0]:+.2f} ± "
                          f"{mean_se(d)[1]:.2f}" for n, d in diffs.items())
     return ("### Summary\n\n" + summary + "\n\n### Setting\n\n" + setting + "\n\n### 1. Budget (validation split)\n\n"
@@ -383,15 +394,12 @@ def accuracy_part(b: Budget, resume: bool, norms: tuple[str, ...] = ("bntt", "bn
 
 
 def decay_only(b: Budget, epochs: int, steps_per_epoch: int) -> list[float]:
-    """What weight decay alone does to a γ that starts at 1 and gets no gradient: the same SGD
-    (momentum 0.9, wd 5e-4) and cosine schedule on one scalar, its value after every epoch."""
-    from snnplug.strategies import make_schedule
-
-    st = make_strategy(b)
-    g = torch.nn.Parameter(torch.ones(()))
-    cfg = dataclasses.replace(st.optim_config(), lr=b.lr)
-    opt = torch.optim.SGD([g], lr=b.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = make_schedule(opt, cfg, epochs, steps_per_epoch)
+    """What weight decay alone does to a γ that starts at 1 and gets no gradient: the strategy's
+    own optimizer and schedule (``make_optimizer``) on one scalar, its value after every epoch."""
+    holder = torch.nn.Module()
+    holder.g = torch.nn.Parameter(torch.ones(()))
+    g = holder.g
+    opt, sched = make_strategy(b).make_optimizer(holder, epochs, steps_per_epoch)
     out = []
     for _ in range(epochs):
         for _ in range(steps_per_epoch):
@@ -404,10 +412,7 @@ def decay_only(b: Budget, epochs: int, steps_per_epoch: int) -> list[float]:
 
 def gamma_run(b: Budget, epochs: int, resume: bool) -> dict:
     """BNTT only, seed 0, ``epochs`` epochs: γ per layer and step after every epoch (cached)."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    from snnplug.data import load_dataset
-    from snnplug.engine import TrainConfig, evaluate_anytime, train
+    from snnplug.engine import evaluate_anytime
     from snnplug.engine.evaluate import batches
     from snnplug_bntt.early_exit import gamma_profile
 
@@ -415,24 +420,17 @@ def gamma_run(b: Budget, epochs: int, resume: bool) -> dict:
     path = _cache.cache_file(CACHE, key)
     if resume and path.exists():
         return _cache.load(path)
-    data = load_dataset("fashion-mnist")
-    X, Y = data.train.tensors
-    st = make_strategy(b)
-    torch.manual_seed(0)
-    model = st.build_model(data.input_shape, data.num_classes, norm="bntt")
-    loader = DataLoader(TensorDataset(X[: b.train], Y[: b.train]), batch_size=b.batch, shuffle=True,
-                        generator=torch.Generator().manual_seed(0))
     profiles: list[list[list[float]]] = []
 
     class Record:
         def on_epoch(self, state) -> None:
-            profiles.append(gamma_profile(model).tolist())
+            profiles.append(gamma_profile(state.model).tolist())
             print(f"  gamma run: epoch {len(profiles)}/{epochs}", flush=True)
 
-    res = train(st, model, loader, TrainConfig(epochs=epochs, seed=None, progress=False), callbacks=[Record()])
+    st, model, res, data = train_net("bntt", 0, epochs, b, (Record(),))
     torch.manual_seed(2000)
     test = data.test.tensors
-    out = {"epochs": epochs, "steps": res.steps, "steps_per_epoch": len(loader), "profiles": profiles,
+    out = {"epochs": epochs, "steps": res.steps, "steps_per_epoch": res.steps // epochs, "profiles": profiles,
            "test_curve": evaluate_anytime(st, model, batches(test, 500), b.T), "train_cpu_s": res.train_cpu_seconds}
     _cache.save(path, out)
     return out
