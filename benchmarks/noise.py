@@ -45,6 +45,7 @@ import _cache  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "benchmarks" / ".cache" / "noise"
 T_BPTT = 10
+MAX_RATIO = 0.35  # issue 21: noise reaches the target in at most this fraction of BPTT's time (median)
 SETTINGS = [("stage 2", dict(stage=2)), ("stage 3 (alpha=4, beta=0.5)", dict(stage=3, alpha=4.0)),
             ("stage 3, alpha=2 (no residual noise)", dict(stage=3, alpha=2.0)),
             ("stage 3, alpha=inf (= stage 2)", dict(stage=3, alpha=float("inf")))]
@@ -300,9 +301,9 @@ def batch_report(rs: list[dict[str, Any]], args: argparse.Namespace) -> tuple[li
              + ", ".join(str(r["seed"]) for r in rs), "",
              table(["seed", "noise reached at", "noise train CPU s", "BPTT reached at", "BPTT train CPU s",
                     "CPU ratio", "wall ratio"], rows), ""]
-    ok = len(cpu) == len(rs) and statistics.median(cpu) <= 0.35
+    ok = len(cpu) == len(rs) and statistics.median(cpu) <= MAX_RATIO
     lines.append(f"Noise / BPTT, median (min-max) over seeds: **{spread(cpu) if cpu else '-'}x CPU**, "
-                 f"{spread(wall) if wall else '-'}x wall (target <= 0.35x: **{'met' if ok else 'MISSED'}**).")
+                 f"{spread(wall) if wall else '-'}x wall (target <= {MAX_RATIO}x: **{'met' if ok else 'MISSED'}**).")
     lines += ["", "Other accuracy levels, from the same curves (seeds reaching it by both methods):", "",
               table(["accuracy", "seeds", "CPU ratio median (min-max)", "wall ratio median (min-max)"],
                     level_rows(rs, args.also)), "",
@@ -340,15 +341,15 @@ def fastest_batch_report(by_batch: dict[int, list[dict[str, Any]]], target: floa
     seeds = [r["seed"] for r in by_batch[best["noise"]]]
     assert seeds == [r["seed"] for r in by_batch[best["bptt"]]], "the same seeds at every batch size"
     ratios = [n / b for n, b in zip(n_t, b_t)]
-    ok = statistics.median(ratios) <= 0.35
-    return [f"#### Each method at its own fastest batch size", "",
+    ok = statistics.median(ratios) <= MAX_RATIO
+    return ["#### Each method at its own fastest batch size", "",
             f"Median CPU seconds of training to {target:.0%} over seeds, per batch size (the same runs as "
             f"below). The paper argues that T=1 training lets one choose a larger batch (Sec. 3.2); here each "
             f"method gets the batch size that brings it to the target soonest:", "",
             table(["method"] + [f"batch {b}" for b in by_batch], rows), "",
             f"Noise at batch {best['noise']} over BPTT at batch {best['bptt']}, per seed "
             f"({' / '.join(str(s) for s in seeds)}): {' / '.join(f'{v:.3f}x' for v in ratios)}; median "
-            f"**{spread(ratios)}x** (target <= 0.35x: **{'met' if ok else 'MISSED'}**)."], ratios
+            f"**{spread(ratios)}x** (target <= {MAX_RATIO}x: **{'met' if ok else 'MISSED'}**)."], ratios
 
 
 def compare_part(args: argparse.Namespace) -> str:
@@ -377,10 +378,10 @@ def compare_part(args: argparse.Namespace) -> str:
     fastest, ratios = fastest_batch_report(by_batch, args.target) if len(by_batch) > 1 else ([], [])
     if ratios:
         summary.append(["each at its fastest (below)", f"{spread(ratios)}x", "",
-                        "met" if statistics.median(ratios) <= 0.35 else "MISSED", "", ""])
+                        "met" if statistics.median(ratios) <= MAX_RATIO else "MISSED", "", ""])
     return "\n".join([head, "", "### Summary", "",
                       table(["batch", f"time to {args.target:.0%}, noise / BPTT, CPU: median (min-max) of 3 seeds",
-                             "wall", "<= 0.35x", "T=5 minus T=1 (stage 3), mean ± SE", "> 2 SE"], summary),
+                             "wall", f"<= {MAX_RATIO}x", "T=5 minus T=1 (stage 3), mean ± SE", "> 2 SE"], summary),
                       ""] + fastest + [""] + parts)
 
 
